@@ -1,0 +1,109 @@
+"""Stores, products and stock for POS terminals and integrations, scoped to the caller's merchant."""
+
+import django_filters
+from rest_framework import serializers, viewsets
+
+from o2o.tenancy import (
+    ManagersWriteOthersRead,
+    TenantModelSerializer,
+    TenantViewSetMixin,
+    request_merchant,
+    tenant_choices,
+)
+
+from .models import Product, Store, StoreStock
+
+
+class StoreSerializer(TenantModelSerializer):
+    merchant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Store
+        fields = [
+            "id",
+            "merchant",
+            "name",
+            "code",
+            "address",
+            "phone",
+            "opening_hours",
+            "pickup_instructions",
+            "is_active",
+        ]
+
+
+class StoreViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
+    queryset = Store.objects.select_related("merchant").order_by("name", "id")
+    serializer_class = StoreSerializer
+    permission_classes = [ManagersWriteOthersRead]
+    filterset_fields = ["is_active", "code"]
+    search_fields = ["name", "code", "address"]
+    ordering_fields = ["name", "code"]
+
+
+class StockLineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StoreStock
+        fields = ["store", "quantity"]
+
+
+class ProductSerializer(TenantModelSerializer):
+    merchant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    stock = StockLineSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Product
+        fields = ["id", "merchant", "name", "sku", "price", "description", "image", "is_active", "stock"]
+        read_only_fields = ["image"]
+
+    def validate_sku(self, sku):
+        request = self.context["request"]
+        clash = Product.objects.filter(merchant=request_merchant(request), sku=sku)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError("A product with this SKU already exists.")
+        return sku
+
+
+class ProductFilter(django_filters.FilterSet):
+    store = django_filters.ModelChoiceFilter(
+        field_name="stock__store", queryset=tenant_choices(Store), label="In stock at store"
+    )
+
+    class Meta:
+        model = Product
+        fields = ["is_active", "sku", "store"]
+
+
+class ProductViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
+    queryset = Product.objects.select_related("merchant").prefetch_related("stock").order_by("name", "id")
+    serializer_class = ProductSerializer
+    permission_classes = [ManagersWriteOthersRead]
+    filterset_class = ProductFilter
+    search_fields = ["name", "sku"]
+    ordering_fields = ["name", "price", "sku"]
+
+
+class StoreStockSerializer(TenantModelSerializer):
+    class Meta:
+        model = StoreStock
+        fields = ["id", "product", "store", "quantity", "updated_at"]
+        read_only_fields = ["updated_at"]
+
+
+class StoreStockFilter(django_filters.FilterSet):
+    # Choices scoped like the rows: another merchant's id is "not a valid choice", as a made-up one.
+    store = django_filters.ModelChoiceFilter(queryset=tenant_choices(Store))
+    product = django_filters.ModelChoiceFilter(queryset=tenant_choices(Product))
+
+    class Meta:
+        model = StoreStock
+        fields = ["store", "product"]
+
+
+class StoreStockViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
+    queryset = StoreStock.objects.order_by("store_id", "product_id")
+    serializer_class = StoreStockSerializer
+    permission_classes = [ManagersWriteOthersRead]
+    filterset_class = StoreStockFilter
