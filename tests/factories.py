@@ -111,3 +111,46 @@ class World:
 def two_merchants() -> World:
     superuser = UserFactory(username="platform", is_staff=True, is_superuser=True)
     return World(ours=merchant_side("ours"), rival=merchant_side("rival"), superuser=superuser)
+
+
+# --------------------------------------------------------------------------- promotions and orders
+
+
+def promotion(
+    merchant: Merchant,
+    *,
+    products=None,
+    stores=None,
+    status: str = "live",
+    **fields,
+):
+    """A promotion of `merchant` (live by default) on `products` (one new product if none), with
+    pickup at `stores` (one new store if none and pickup is allowed)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from orders.models import Promotion, PromotionItem
+    from orders.services import promotion_wall_code_assign
+
+    now = timezone.now()
+    values = {
+        "title": "Longjing tea 250g",
+        "promo_price": Decimal("99.00"),
+        "original_price": Decimal("268.00"),
+        "starts_at": now - timedelta(hours=1),
+        "ends_at": now + timedelta(days=7),
+        "stock_cap": 100,
+        "per_member_limit": 5,
+        "allow_pickup": True,
+        "status": status,
+        **fields,
+    }
+    promo = Promotion(merchant=merchant, **values)
+    promotion_wall_code_assign(promotion=promo)
+    promo.save()
+    for product, quantity in products or [(ProductFactory(merchant=merchant), 1)]:
+        PromotionItem.objects.create(merchant=merchant, promotion=promo, product=product, quantity=quantity)
+    if promo.allow_pickup:
+        promo.pickup_stores.set(stores if stores is not None else [StoreFactory(merchant=merchant)])
+    return promo

@@ -1,0 +1,34 @@
+"""Phone numbers as customers type them, normalised to one spelling (E.164)."""
+
+import re
+
+from django.utils.translation import gettext as _
+
+from o2o.exceptions import DomainError
+
+_SEPARATORS = re.compile(r"[\s\-().]")
+_CN_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+
+
+class InvalidPhone(DomainError):
+    code = "invalid_phone"
+
+
+def phone_normalize(raw: str) -> str:
+    """'138 1234-5678', '+86 138…', '0086138…' -> '+8613812345678'. Other countries need a leading +."""
+    phone = _SEPARATORS.sub("", raw or "")
+    if phone.startswith("00"):
+        phone = "+" + phone[2:]
+    if phone.startswith("+86"):
+        national = phone[3:]
+        if _CN_MOBILE.match(national):
+            return "+86" + national
+        raise InvalidPhone(_("“%(phone)s” is not a mainland China mobile number (11 digits starting with 1).") % {
+            "phone": raw})
+    if _CN_MOBILE.match(phone):
+        return "+86" + phone
+    if _E164.match(phone):
+        return phone
+    raise InvalidPhone(_("“%(phone)s” is not a phone number we can reach: use 11 digits (e.g. 138 1234 5678) or "
+                         "+country code and number.") % {"phone": raw})

@@ -1,0 +1,55 @@
+"""The state machines of promotions and orders: one map of allowed transitions each, and pure rules.
+
+Services move rows along these maps with conditional UPDATEs; nothing else writes a status.
+"""
+
+from datetime import datetime
+from decimal import Decimal
+
+from o2o.money import money_quantize
+
+from .models import Order, Promotion
+
+P = Promotion.Status
+PROMOTION_TRANSITIONS: dict[str, frozenset[str]] = {
+    P.DRAFT: frozenset({P.SCHEDULED, P.LIVE}),  # publish: scheduled or live depending on the start
+    P.SCHEDULED: frozenset({P.LIVE, P.ENDED}),
+    P.LIVE: frozenset({P.SOLD_OUT, P.ENDED}),
+    P.SOLD_OUT: frozenset({P.LIVE, P.ENDED}),  # back to live when cancelled orders release stock
+    P.ENDED: frozenset(),
+}
+# Statuses in which a promotion is on the wall (whether or not it can be bought right now).
+PUBLISHED = frozenset({P.SCHEDULED, P.LIVE, P.SOLD_OUT})
+
+O = Order.Status
+ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
+    O.PENDING_PAYMENT: frozenset({O.PAID, O.CANCELLED}),
+    O.PAID: frozenset({O.READY_FOR_PICKUP, O.PICKED_UP, O.SHIPPED, O.REFUNDED, O.EXPIRED}),
+    O.READY_FOR_PICKUP: frozenset({O.PICKED_UP, O.REFUNDED, O.EXPIRED}),
+    O.SHIPPED: frozenset({O.DELIVERED, O.REFUNDED}),
+    O.PICKED_UP: frozenset({O.REFUNDED}),
+    O.DELIVERED: frozenset({O.REFUNDED}),
+    O.CANCELLED: frozenset(),
+    O.REFUNDED: frozenset(),
+    O.EXPIRED: frozenset(),
+}
+# Orders that hold promotion stock and count against the per-member limit.
+HOLDS_STOCK = frozenset(ORDER_TRANSITIONS) - {O.CANCELLED}
+
+
+def promotion_status_at(*, status: str, starts_at: datetime, ends_at: datetime, stock_left: int, now: datetime) -> str:
+    """What a published promotion is at `now`; drafts and ended promotions stay what they are."""
+    if status not in PUBLISHED:
+        return status
+    if now >= ends_at:
+        return P.ENDED
+    if now < starts_at:
+        return P.SCHEDULED
+    return P.LIVE if stock_left > 0 else P.SOLD_OUT
+
+
+def order_totals(*, unit_price: Decimal, quantity: int, shipping_fee: Decimal, currency: str) -> dict[str, Decimal]:
+    """Subtotal, shipping and total of an order, computed here and only here."""
+    subtotal = money_quantize(unit_price * quantity, currency)
+    shipping = money_quantize(shipping_fee, currency)
+    return {"subtotal": subtotal, "shipping_fee": shipping, "total": subtotal + shipping}

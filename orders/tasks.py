@@ -1,0 +1,15 @@
+"""Periodic sweeps: thin wrappers, set-based and idempotent, so a missed or repeated run heals itself."""
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(acks_late=True, time_limit=300)
+def orders_cancel_unpaid() -> int:
+    return services.orders_cancel_unpaid()
+
+
+@shared_task(acks_late=True, time_limit=120)
+def promotions_advance() -> dict[str, int]:
+    return services.promotions_advance()
