@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Q
 
 from .models import Merchant, Product, StaffRole, Store, StoreStock
 from .services import staff_user_sync
@@ -50,6 +51,22 @@ def _merchant(slug: str, name: str, contact: str) -> Merchant:
     return merchant
 
 
+def _store(merchant: Merchant, code: str, name: str, **defaults) -> Store:
+    # Found by code *or* name: a manager may change either (the code is in QR links). Looking up
+    # the code alone would put a store back under its old code, or, with the name kept, fail on
+    # the unique (merchant, name) constraint and abort the whole second run.
+    store = Store.objects.filter(Q(code=code) | Q(name=name), merchant=merchant).order_by("pk").first()
+    return store or Store.objects.create(merchant=merchant, code=code, name=name, **defaults)
+
+
+def _product(merchant: Merchant, sku: str, name: str, price: Decimal) -> tuple[Product, bool]:
+    # By SKU or name, like stores: a renumbered demo product is the manager's, not missing.
+    product = Product.objects.filter(Q(sku=sku) | Q(name=name), merchant=merchant).order_by("pk").first()
+    if product:
+        return product, False
+    return Product.objects.create(merchant=merchant, sku=sku, name=name, price=price), True
+
+
 def _user(username: str, password: str, **defaults) -> User:
     user, _ = User.objects.get_or_create(username=username, defaults=defaults)
     # Re-hashing the same password would still write a new salt: only set it when it differs.
@@ -72,16 +89,9 @@ def demo_seed(*, password: str) -> dict[str, list[str]]:
     demo = _merchant("demo", "Demo 百货 Department Store", "王经理")
     stores = []
     for code, name, address, hours, instructions in DEMO_STORES:
-        store, _ = Store.objects.get_or_create(
-            merchant=demo,
-            code=code,
-            defaults={"name": name, "address": address, "opening_hours": hours, "pickup_instructions": instructions},
-        )
-        stores.append(store)
+        stores.append(_store(demo, code, name, address=address, opening_hours=hours, pickup_instructions=instructions))
     for index, (sku, name, price) in enumerate(DEMO_PRODUCTS):
-        product, created = Product.objects.get_or_create(
-            merchant=demo, sku=sku, defaults={"name": name, "price": price}
-        )
+        product, created = _product(demo, sku, name, price)
         if created:
             StoreStock.objects.bulk_create(
                 [
@@ -91,12 +101,8 @@ def demo_seed(*, password: str) -> dict[str, list[str]]:
             )
 
     rival = _merchant("rival", "Rival Mart 对手商城", "李经理")
-    rival_store, _ = Store.objects.get_or_create(
-        merchant=rival, code="rival-central", defaults={"name": "Rival Central", "address": "北京市朝阳区建国路 88 号"}
-    )
-    rival_product, created = Product.objects.get_or_create(
-        merchant=rival, sku="RIVAL-TEA", defaults={"name": "Rival tea", "price": Decimal("99.00")}
-    )
+    rival_store = _store(rival, "rival-central", "Rival Central", address="北京市朝阳区建国路 88 号")
+    rival_product, created = _product(rival, "RIVAL-TEA", "Rival tea", Decimal("99.00"))
     if created:
         StoreStock.objects.create(merchant=rival, product=rival_product, store=rival_store, quantity=50)
 

@@ -1,5 +1,8 @@
 """The REST API's root: routes of every app under /api/v1/, and the token endpoint."""
 
+from axes.helpers import get_client_ip_address
+from axes.utils import reset as axes_reset
+from django.conf import settings
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import routers, status
@@ -29,5 +32,11 @@ class TokenView(ObtainAuthToken):
                     status=status.HTTP_429_TOO_MANY_REQUESTS,
                 )
             return Response(serializer.errors, status=status.HTTP_400_BAD_REQUEST)
-        token, _created = Token.objects.get_or_create(user=serializer.validated_data["user"])
+        user = serializer.validated_data["user"]
+        if settings.AXES_RESET_ON_SUCCESS:
+            # Issuing a token is not a login(): Django sends no user_logged_in, so django-axes never
+            # resets this pair's failures and a terminal that once mistyped would stay one typo
+            # closer to a lockout for the whole cool-off. Reset here as the admin login does.
+            axes_reset(ip=get_client_ip_address(request), username=user.get_username())
+        token, _created = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})

@@ -25,13 +25,21 @@ def money_quantize(amount: Decimal | int | str, currency: str) -> Decimal:
     """Round half-up to the currency's minor unit. Floats are refused: they are not money."""
     if isinstance(amount, float):
         raise MoneyError("money must not be a float")
+    if isinstance(amount, bool):
+        # bool is an int: True would otherwise be 1.00, and 100 fen at the provider.
+        raise MoneyError(f"{amount!r} is not an amount")
     try:
         value = Decimal(amount)
     except (InvalidOperation, TypeError, ValueError):
         raise MoneyError(f"{amount!r} is not an amount") from None
     if not value.is_finite():
         raise MoneyError(f"{amount!r} is not a finite amount")
-    return value.quantize(Decimal(1).scaleb(-minor_unit_exponent(currency)), rounding=ROUND_HALF_UP)
+    exponent = minor_unit_exponent(currency)
+    try:
+        return value.quantize(Decimal(1).scaleb(-exponent), rounding=ROUND_HALF_UP)
+    except InvalidOperation:
+        # More digits than the decimal context holds: callers handle MoneyError, not this.
+        raise MoneyError(f"{amount!r} is too large an amount") from None
 
 
 def money_to_minor(amount: Decimal, currency: str) -> int:

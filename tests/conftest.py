@@ -53,6 +53,8 @@ def _test_settings(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     # Assertions read English messages; the zh-hans default is covered by its own tests.
     settings.LANGUAGE_CODE = "en"
+    # Real hashing costs ~0.2 s a password; tests create hundreds of users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
