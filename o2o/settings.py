@@ -236,6 +236,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "sessions-clear-expired": {"task": "o2o.tasks.sessions_clear_expired", "schedule": timedelta(hours=6)},
     "axes-prune-attempts": {"task": "o2o.tasks.access_attempts_prune", "schedule": timedelta(hours=6)},
+    # Set-based and idempotent: a missed or doubled run heals on the next one.
+    "orders-cancel-unpaid": {"task": "orders.tasks.orders_cancel_unpaid", "schedule": timedelta(minutes=1)},
+    "promotions-advance": {"task": "orders.tasks.promotions_advance", "schedule": timedelta(minutes=1)},
 }
 
 LOGGING = {

@@ -29,6 +29,7 @@ def services_available() -> tuple[bool, str]:
 
 
 def pytest_collection_modifyitems(config, items):
+    _gate_browser_tests(items)
     wanted = [item for item in items if item.get_closest_marker("services")]
     if not wanted:
         return
@@ -41,6 +42,27 @@ def pytest_collection_modifyitems(config, items):
     else:
         for item in wanted:
             item.add_marker(pytest.mark.skipif(True, reason=f"needs PostgreSQL and Redis: {why}"))
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _gate_browser_tests(items):
+    """Browser tests need Debian's chromium (.ci/run installs it); required wherever services are."""
+    browser = [item for item in items if item.get_closest_marker("browser")]
+    if not browser or os.path.exists(CHROMIUM):
+        return
+    if os.environ.get("O2O_REQUIRE_SERVICES") == "1":
+        for item in browser:
+            item.add_marker(pytest.mark.usefixtures("_chromium_required_but_missing"))
+    else:
+        for item in browser:
+            item.add_marker(pytest.mark.skipif(True, reason=f"needs {CHROMIUM} (apt-get install chromium)"))
+
+
+@pytest.fixture
+def _chromium_required_but_missing():
+    pytest.fail(f"O2O_REQUIRE_SERVICES=1 but {CHROMIUM} is missing")
 
 
 @pytest.fixture
