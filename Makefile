@@ -42,13 +42,11 @@ run: migrate $(STATIC_STAMP) seed
 test: $(STAMP)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-# Benchmarks live in tests/bench (not collected by `make test`'s defaults once they exist).
+# Benchmarks (not tests): print a table and write bench-results/*.json. SQLite always; PostgreSQL too
+# when DATABASE_URL points at it.
+BENCH_ARGS ?=
 bench: $(STAMP)
-	@if find tests/bench -name 'test_*.py' 2>/dev/null | grep -q .; then \
-		$(VENV)/bin/pytest tests/bench $(PYTEST_ARGS); \
-	else \
-		echo "no benchmarks yet (tests/bench has no test_*.py)"; \
-	fi
+	$(PY) -m tests.bench.bench_landing $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

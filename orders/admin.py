@@ -39,7 +39,9 @@ class PromotionForm(forms.ModelForm):
         if merchant and stores:
             foreign = [s.name for s in stores if s.merchant_id != merchant.pk]
             if foreign:
-                self.add_error("pickup_stores", _("Not stores of this merchant: %(names)s") % {"names": ", ".join(foreign)})
+                self.add_error(
+                    "pickup_stores", _("Not stores of this merchant: %(names)s") % {"names": ", ".join(foreign)}
+                )
         return cleaned
 
 
@@ -51,6 +53,12 @@ class PromotionItemInline(TenantTabularInline):
     extra = 0
     verbose_name = _("product")
     verbose_name_plural = _("products (several make a bundle)")
+
+    def get_formset(self, request, obj=None, **kwargs):
+        # min_num alone only shapes the empty form; without validate_min a posted zero rows, or the
+        # only row ticked "delete", saves a promotion that sells nothing.
+        kwargs.setdefault("validate_min", True)
+        return super().get_formset(request, obj, **kwargs)
 
 
 @admin.register(Promotion)
@@ -69,9 +77,13 @@ class PromotionAdmin(TenantAdmin):
     date_hierarchy = "starts_at"
     fieldsets = [
         (None, {"fields": ["merchant", "title", "description", "image", "status", "wall_code"]}),
-        (_("Price and stock"), {"fields": ["promo_price", "original_price", "stock_cap", "sold_count", "per_member_limit"]}),
+        (_("Price and stock"), {
+            "fields": ["promo_price", "original_price", "stock_cap", "sold_count", "per_member_limit"],
+        }),
         (_("When"), {"fields": ["starts_at", "ends_at"]}),
-        (_("Fulfilment"), {"fields": ["allow_pickup", "pickup_stores", "pickup_days", "allow_express", "shipping_fee"]}),
+        (_("Fulfilment"), {
+            "fields": ["allow_pickup", "pickup_stores", "pickup_days", "allow_express", "shipping_fee"],
+        }),
         (_("QR codes for the goods wall"), {"fields": ["qr_codes"]}),
     ]
 
@@ -147,7 +159,8 @@ class PromotionAdmin(TenantAdmin):
                 self.message_user(request, f"{promotion.title}: {error.message}", messages.ERROR)
         if done:
             self.message_user(
-                request, ngettext("%(n)d promotion %(verb)s.", "%(n)d promotions %(verb)s.", done) % {"n": done, "verb": verb}
+                request,
+                ngettext("%(n)d promotion %(verb)s.", "%(n)d promotions %(verb)s.", done) % {"n": done, "verb": verb},
             )
 
     # -- QR downloads and the printable goods wall
@@ -178,7 +191,7 @@ class PromotionAdmin(TenantAdmin):
         if fmt == "png":
             response = HttpResponse(qr_png(url), content_type="image/png")
         elif fmt == "svg":
-            response = HttpResponse(qr_svg(url, scale=10), content_type="image/svg+xml")
+            response = HttpResponse(qr_svg(url, scale=10, border=4), content_type="image/svg+xml")
         else:
             raise Http404
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -188,7 +201,9 @@ class PromotionAdmin(TenantAdmin):
         if not self.has_view_permission(request):
             raise Http404
         stores = scope_queryset(Store.objects.filter(is_active=True), request.user).select_related("merchant")
-        context = {**self.admin_site.each_context(request), "title": _("Goods walls"), "stores": stores, "opts": self.opts}
+        context = {
+            **self.admin_site.each_context(request), "title": _("Goods walls"), "stores": stores, "opts": self.opts,
+        }
         return TemplateResponse(request, "admin/orders/promotion/walls.html", context)
 
     def wall(self, request, store_id: int):

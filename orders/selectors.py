@@ -2,11 +2,10 @@
 
 from datetime import datetime
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 
 from merchants.models import Store
 
-from .lifecycle import PUBLISHED
 from .models import Order, Promotion, PromotionItem
 
 
@@ -24,18 +23,51 @@ def promotion_for_landing(*, wall_code: str) -> Promotion | None:
     )
 
 
+# The promotion's own columns, as the landing page shows them: read fresh on every visit to key the
+# rendered page, so a change of price, stock, times or status is never served from the cache.
+LANDING_ROW_FIELDS = (
+    "id", "merchant_id", "status", "title", "description", "image", "promo_price", "original_price", "starts_at",
+    "ends_at", "stock_cap", "sold_count", "per_member_limit", "allow_pickup", "pickup_days", "allow_express",
+    "shipping_fee",
+)
+
+
+def promotion_row_for_landing(*, wall_code: str) -> dict | None:
+    """The published (or ended) promotion's row by wall code, without related rows: one indexed read."""
+    # No ordering (the wall code is unique): every visit runs this, and compiling ORDER BY is not free.
+    rows = list(
+        Promotion.objects.filter(wall_code=wall_code)
+        .exclude(status=Promotion.Status.DRAFT)
+        .order_by()
+        .values(*LANDING_ROW_FIELDS)[:1]
+    )
+    return rows[0] if rows else None
+
+
 def store_by_code(*, merchant_id: int, code: str | None) -> Store | None:
     if not code:
         return None
     return Store.objects.filter(merchant_id=merchant_id, code=code, is_active=True).first()
 
 
+def store_for_scan(*, promotion: Promotion, code: str | None) -> Store | None:
+    """The active store of the promotion's merchant where its QR was scanned. Usually one of the
+    pickup stores `promotion_for_landing` prefetched, so the landing page spends no query on it."""
+    if not code:
+        return None
+    for store in promotion.pickup_stores.all():
+        if store.code == code:
+            return store
+    return store_by_code(merchant_id=promotion.merchant_id, code=code)
+
+
 def wall_promotions(*, store: Store, now: datetime) -> QuerySet[Promotion]:
     """What hangs on a store's goods wall: promotions on sale now that can be had from this store
-    (picked up here, or delivered)."""
+    (picked up here, or delivered). Sold-out ones stay off the printout even before the sweep marks them."""
     return (
         Promotion.objects.filter(
-            merchant_id=store.merchant_id, status__in=PUBLISHED, starts_at__lte=now, ends_at__gt=now
+            merchant_id=store.merchant_id, status__in=[Promotion.Status.SCHEDULED, Promotion.Status.LIVE],
+            starts_at__lte=now, ends_at__gt=now, sold_count__lt=F("stock_cap"),
         )
         .filter(Q(allow_pickup=True, pickup_stores=store) | Q(allow_express=True))
         .distinct()

@@ -1,8 +1,17 @@
 """Customer pages: the landing page a wall QR opens, ordering, and the order/voucher page."""
 
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
-from django.utils import timezone
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from merchants.models import Store
@@ -10,6 +19,7 @@ from merchants.models import Store
 from . import selectors
 from .errors import OrderError
 from .forms import OrderForm, scan_sign, scan_unsign
+from .lifecycle import promotion_status_at
 from .models import Order, Promotion, Scan
 from .payments import payment_start
 from .qr import qr_svg, voucher_url
@@ -17,15 +27,35 @@ from .services import order_place, scan_record
 
 P = Promotion.Status
 
+# How long a rendered landing page is reused. The promotion row is read on every visit and is part of
+# the key, so price, stock, times and status are always current; only the related rows (merchant name
+# and logo, stores, products of the bundle) may show up to this many seconds late.
+LANDING_CACHE_SECONDS = 5
+# Per-visit values rendered as placeholders into the shared page and filled in for each visitor.
+_HOLE_CSRF, _HOLE_SUBMIT_KEY, _HOLE_SCAN = "o2oHoleCsrf7Q", "o2oHoleSubmitKey7Q", "o2oHoleScan7Q"
 
+
+@dataclass(frozen=True)
+class _LandingPage:
+    html: str
+    status: int
+    promotion_id: int
+    merchant_id: int
+    store_id: int | None
+
+
+@never_cache  # every visit must reach us: it is a scan, and the form's one-time key must be new
 @require_http_methods(["GET", "POST"])
 def landing(request: HttpRequest, wall_code: str) -> HttpResponse:
-    promotion = selectors.promotion_for_landing(wall_code=wall_code.upper())
+    wall_code = wall_code.upper()
+    if request.method == "GET" and not _may_have_messages(request):
+        return _landing_shared(request, wall_code)
+    promotion = selectors.promotion_for_landing(wall_code=wall_code)
     if promotion is None:
         return render(request, "orders/unknown_code.html", status=404)
     now = timezone.now()
     status = promotion.effective_status(now)
-    store = selectors.store_by_code(merchant_id=promotion.merchant_id, code=request.GET.get("s"))
+    store = selectors.store_for_scan(promotion=promotion, code=request.GET.get("s"))
 
     if request.method == "POST":
         form = OrderForm(request.POST, promotion=promotion, scanned_store=store)
@@ -40,6 +70,70 @@ def landing(request: HttpRequest, wall_code: str) -> HttpResponse:
         http_status = 410 if status == P.ENDED else 200
     context = {"promotion": promotion, "status": status, "store": store, "form": form, "now": now}
     return render(request, "orders/landing.html", context, status=http_status)
+
+
+def _landing_shared(request: HttpRequest, wall_code: str) -> HttpResponse:
+    """The GET every scan makes: one fresh read of the promotion row, the scan INSERT, and a page that
+    is rendered once per promotion state, store and language, then reused with this visit's holes filled."""
+    row = selectors.promotion_row_for_landing(wall_code=wall_code)
+    if row is None:
+        return render(request, "orders/unknown_code.html", status=404)
+    now = timezone.now()
+    status = promotion_status_at(
+        status=row["status"], starts_at=row["starts_at"], ends_at=row["ends_at"],
+        stock_left=max(row["stock_cap"] - row["sold_count"], 0), now=now,
+    )
+    store_code = request.GET.get("s") or ""
+    fingerprint = repr((wall_code, sorted(row.items()), status, store_code, translation.get_language()))
+    key = "landing:" + hashlib.sha256(fingerprint.encode()).hexdigest()
+    page = cache.get(key)
+    if page is None:
+        page = _landing_render_shared(request, wall_code=wall_code, store_code=store_code, now=now)
+        if page is None:  # unpublished between the two reads
+            return render(request, "orders/unknown_code.html", status=404)
+        cache.set(key, page, LANDING_CACHE_SECONDS)
+    # The scan needs only the ids; the shared page did not load the rows for this visit.
+    scan = scan_record(
+        promotion=Promotion(pk=page.promotion_id, merchant_id=page.merchant_id),
+        store=Store(pk=page.store_id) if page.store_id else None,
+    )
+    html = (
+        page.html.replace(_HOLE_CSRF, get_token(request))
+        .replace(_HOLE_SUBMIT_KEY, uuid.uuid4().hex)
+        .replace(_HOLE_SCAN, scan_sign(scan.pk))
+    )
+    return HttpResponse(html, status=page.status)
+
+
+def _landing_render_shared(request: HttpRequest, *, wall_code: str, store_code: str, now) -> _LandingPage | None:
+    promotion = selectors.promotion_for_landing(wall_code=wall_code)
+    if promotion is None:
+        return None
+    status = promotion.effective_status(now)
+    store = selectors.store_for_scan(promotion=promotion, code=store_code)
+    form = OrderForm(
+        promotion=promotion, scanned_store=store, initial={"scan": _HOLE_SCAN, "submit_key": _HOLE_SUBMIT_KEY}
+    )
+    context = {
+        "promotion": promotion, "status": status, "store": store, "form": form, "now": now,
+        # Nothing of this visitor goes into a page other visitors get.
+        "csrf_token": _HOLE_CSRF, "messages": (),
+    }
+    return _LandingPage(
+        html=render_to_string("orders/landing.html", context, request=request),
+        status=410 if status == P.ENDED else 200,
+        promotion_id=promotion.pk,
+        merchant_id=promotion.merchant_id,
+        store_id=store.pk if store else None,
+    )
+
+
+def _may_have_messages(request: HttpRequest) -> bool:
+    """Flash messages live in a cookie or the session; a visitor with either gets a page of their own."""
+    return bool(
+        request.COOKIES.get(getattr(settings, "MESSAGE_COOKIE_NAME", "messages"))
+        or request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    )
 
 
 def _place(form: OrderForm, promotion: Promotion) -> Order | None:
@@ -59,6 +153,7 @@ def _place(form: OrderForm, promotion: Promotion) -> Order | None:
         return None
 
 
+@never_cache  # the status changes (paid, picked up) and the page is the customer's receipt
 def order_page(request: HttpRequest, token: str) -> HttpResponse:
     order = selectors.order_for_customer(token=token)
     if order is None:

@@ -97,7 +97,7 @@ def demo(db):
     return two_merchants()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     return {
         **browser_type_launch_args,

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from ..errors import OrderNotPayable
@@ -12,6 +13,7 @@ from ..selectors import order_for_customer
 from ..services import order_mark_paid
 
 
+@never_cache  # a pay page from the browser's cache could offer to pay an order already paid
 @require_http_methods(["GET", "POST"])
 def sandbox_pay(request: HttpRequest, token: str) -> HttpResponse:
     order = order_for_customer(token=token)
