@@ -93,7 +93,9 @@ class OrderForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         fulfilment = cleaned.get("fulfilment")
-        if fulfilment == Order.Fulfilment.PICKUP and not cleaned.get("pickup_store"):
+        # Not when the field already said why (a store not offered here): one mistake, one message.
+        store_missing = not cleaned.get("pickup_store") and "pickup_store" not in self.errors
+        if fulfilment == Order.Fulfilment.PICKUP and store_missing:
             self.add_error("pickup_store", _("Choose the store where you will pick it up."))
         if fulfilment == Order.Fulfilment.EXPRESS:
             for name in ("recipient_name", "shipping_address"):

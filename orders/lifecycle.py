@@ -21,7 +21,7 @@ PROMOTION_TRANSITIONS: dict[str, frozenset[str]] = {
 # Statuses in which a promotion is on the wall (whether or not it can be bought right now).
 PUBLISHED = frozenset({P.SCHEDULED, P.LIVE, P.SOLD_OUT})
 
-O = Order.Status
+O = Order.Status  # noqa: E741 - reads as O.PAID beside P.LIVE; no digit 0 in sight
 ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
     O.PENDING_PAYMENT: frozenset({O.PAID, O.CANCELLED}),
     O.PAID: frozenset({O.READY_FOR_PICKUP, O.PICKED_UP, O.SHIPPED, O.REFUNDED, O.EXPIRED}),

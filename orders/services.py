@@ -23,6 +23,7 @@ from merchants.models import Merchant, Store
 from .codes import VOUCHER_CODE_LENGTH, WALL_CODE_LENGTH, order_token, random_code
 from .errors import (
     FulfilmentNotAllowed,
+    OrderError,
     OrderNotPayable,
     OverMemberLimit,
     PromotionNotOnSale,
@@ -32,7 +33,7 @@ from .errors import (
 from .lifecycle import HOLDS_STOCK, PROMOTION_TRANSITIONS, order_totals
 from .models import Order, OrderEvent, OrderItem, Promotion, Scan
 
-P, O = Promotion.Status, Order.Status
+P, O = Promotion.Status, Order.Status  # noqa: E741 - the status tables read best as P.LIVE, O.PAID
 Channel = OrderEvent.Channel
 
 
@@ -139,21 +140,28 @@ def order_place(
         raise OverMemberLimit(_("Choose at least one."))
     if quantity > promotion.per_member_limit:
         raise OverMemberLimit(
-            _("At most %(limit)d per customer.") % {"limit": promotion.per_member_limit}, limit=promotion.per_member_limit
+            _("At most %(limit)d per customer.") % {"limit": promotion.per_member_limit},
+            limit=promotion.per_member_limit,
         )
     delivery = _fulfilment_check(
-        promotion=promotion, fulfilment=fulfilment, pickup_store=pickup_store,
-        recipient_name=recipient_name, recipient_phone=recipient_phone, shipping_address=shipping_address,
+        promotion=promotion, fulfilment=fulfilment, pickup_store=pickup_store, recipient_name=recipient_name,
+        # No recipient phone: the courier calls the buyer, as the form promises ("leave empty to use your
+        # mobile phone"); normalising "" would refuse the order with a message quoting an empty string.
+        recipient_phone=recipient_phone or phone, shipping_address=shipping_address,
     )
-    member = member_for_phone(merchant=promotion.merchant, phone=phone)
     try:
         with transaction.atomic():
+            # Inside the transaction: an order refused below (sold out, over the limit, not on sale)
+            # must not leave a new member behind for a customer who never bought anything.
+            member = member_for_phone(merchant=promotion.merchant, phone=phone)
             return _order_create(
                 promotion=promotion, member=member, quantity=quantity, fulfilment=fulfilment,
                 submit_key=submit_key, scan=scan, now=now, **delivery,
             )
-    except IntegrityError:
-        # The same form submitted twice at once: the first insert won; show the customer that order.
+    except (IntegrityError, OrderError):
+        # The same form submitted twice at once: the first one won, and the others, serialised behind
+        # it on the member or promotion row, see its insert, or the limit or the last unit it just took.
+        # Show the customer that order, not a refusal.
         existing = Order.objects.filter(promotion=promotion, submit_key=submit_key).first()
         if existing:
             return existing
@@ -167,15 +175,22 @@ def _fulfilment_check(
     if fulfilment == Order.Fulfilment.PICKUP:
         if not promotion.allow_pickup:
             raise FulfilmentNotAllowed(_("This offer is delivered only; pickup is not possible."))
-        allowed = pickup_store is not None and promotion.pickup_stores.filter(pk=pickup_store.pk, is_active=True).exists()
+        allowed = (
+            pickup_store is not None
+            and promotion.pickup_stores.filter(pk=pickup_store.pk, is_active=True).exists()
+        )
         if not allowed:
-            raise FulfilmentNotAllowed(_("Choose one of the pickup stores listed for this offer."), field="pickup_store")
+            raise FulfilmentNotAllowed(
+                _("Choose one of the pickup stores listed for this offer."), field="pickup_store"
+            )
         return {"pickup_store": pickup_store}
     if fulfilment == Order.Fulfilment.EXPRESS:
         if not promotion.allow_express:
             raise FulfilmentNotAllowed(_("This offer is for pickup in store only."))
         if not (recipient_name.strip() and shipping_address.strip()):
-            raise FulfilmentNotAllowed(_("Enter the recipient's name and the delivery address."), field="shipping_address")
+            raise FulfilmentNotAllowed(
+                _("Enter the recipient's name and the delivery address."), field="shipping_address"
+            )
         return {
             "recipient_name": recipient_name.strip(),
             "recipient_phone": phone_normalize(recipient_phone),
@@ -203,8 +218,10 @@ def _order_create(
             % {"held": held, "limit": promotion.per_member_limit, "left": left},
             limit=promotion.per_member_limit,
         )
+    # SOLD_OUT too: stock released by cancelled orders is on sale at once (effective_status says LIVE and
+    # the page shows the form) even before the sweep stores LIVE again; sold_count alone decides.
     reserved = Promotion.objects.filter(
-        pk=promotion.pk, status__in=[P.SCHEDULED, P.LIVE], starts_at__lte=now, ends_at__gt=now,
+        pk=promotion.pk, status__in=[P.SCHEDULED, P.LIVE, P.SOLD_OUT], starts_at__lte=now, ends_at__gt=now,
         sold_count__lte=F("stock_cap") - quantity,
     ).update(sold_count=F("sold_count") + quantity)
     if not reserved:
@@ -307,7 +324,9 @@ def orders_cancel_unpaid(*, now: datetime | None = None, batch_size: int = 1000)
                 for _pk, _merchant, promotion_id, quantity in rows:
                     released[promotion_id] = released.get(promotion_id, 0) + quantity
                 for promotion_id in sorted(released):  # a fixed order: two sweeps never deadlock
-                    Promotion.objects.filter(pk=promotion_id).update(sold_count=F("sold_count") - released[promotion_id])
+                    Promotion.objects.filter(pk=promotion_id).update(
+                        sold_count=F("sold_count") - released[promotion_id]
+                    )
                 OrderEvent.objects.bulk_create(
                     OrderEvent(
                         merchant_id=merchant_id, order_id=pk, from_status=O.PENDING_PAYMENT, to_status=O.CANCELLED,
