@@ -126,10 +126,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "")
-if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# With Redis, landing-page scans are buffered there and written in batches (orders/scan_buffer.py).
+SCAN_BUFFER = env_bool("SCAN_BUFFER", True)
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # Per process, for rendered pages reused a few seconds (the landing page): no network round trip.
+    "pages": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "pages"},
+}
 
 AUTHENTICATION_BACKENDS = [
     # First, so a locked-out username/IP pair never reaches the password check.
@@ -242,6 +247,7 @@ CELERY_BEAT_SCHEDULE = {
     # Set-based and idempotent: a missed or doubled run heals on the next one.
     "orders-cancel-unpaid": {"task": "orders.tasks.orders_cancel_unpaid", "schedule": timedelta(minutes=1)},
     "promotions-advance": {"task": "orders.tasks.promotions_advance", "schedule": timedelta(minutes=1)},
+    "scans-flush": {"task": "orders.tasks.scans_flush", "schedule": timedelta(seconds=5)},
 }
 
 LOGGING = {

@@ -266,7 +266,7 @@ class OrderAdmin(TenantAdmin):
     fields = [
         "merchant", "promotion", "status", "member", "quantity", "unit_price", "subtotal", "shipping_fee", "total",
         "currency", "fulfilment", "pickup_store", "pickup_code", "pickup_deadline", "recipient_name",
-        "recipient_phone", "shipping_address", "scan", "created_at", "paid_at", "closed_at",
+        "recipient_phone", "shipping_address", "scan_key", "created_at", "paid_at", "closed_at",
     ]
     readonly_fields = fields
 

@@ -16,13 +16,13 @@ from merchants.models import Merchant, Product, Store
 from .models import Order, OrderEvent, Promotion, PromotionItem, Scan
 from .services import order_mark_paid, order_place, orders_cancel_unpaid, promotion_wall_code_assign
 
-O = Order.Status
+OS = Order.Status
 PHONES = ["13800138001", "13800138002", "13911112222", "13687654321", "15012345678", "18600001111", "17722223333"]
 
 
-def _promotion(merchant: Merchant, title: str, items: list[tuple[str, int]], stores: list[Store], **fields) -> tuple[
-    Promotion, bool
-]:
+def _promotion(
+    merchant: Merchant, title: str, items: list[tuple[str, int]], stores: list[Store], **fields
+) -> tuple[Promotion, bool]:
     existing = Promotion.objects.filter(merchant=merchant, title=title).first()
     if existing:
         return existing, False
@@ -31,7 +31,9 @@ def _promotion(merchant: Merchant, title: str, items: list[tuple[str, int]], sto
     promotion.save()
     for sku, quantity in items:
         PromotionItem.objects.create(
-            merchant=merchant, promotion=promotion, product=Product.objects.get(merchant=merchant, sku=sku),
+            merchant=merchant,
+            promotion=promotion,
+            product=Product.objects.get(merchant=merchant, sku=sku),
             quantity=quantity,
         )
     if promotion.allow_pickup:
@@ -47,24 +49,40 @@ def _scans(promotion: Promotion, stores: list[Store], per_store: int) -> None:
     )
 
 
-def _order(promotion: Promotion, key: str, phone: str, *, store: Store | None = None, quantity: int = 1,
-           paid: bool = True, then: str | None = None) -> Order:
+def _order(
+    promotion: Promotion,
+    key: str,
+    phone: str,
+    *,
+    store: Store | None = None,
+    quantity: int = 1,
+    paid: bool = True,
+    then: str | None = None,
+) -> Order:
     delivery = (
         {"fulfilment": Order.Fulfilment.PICKUP, "pickup_store": store}
         if store
-        else {"fulfilment": Order.Fulfilment.EXPRESS, "recipient_name": "张三", "recipient_phone": phone,
-              "shipping_address": "上海市静安区南京西路 1266 号 10 楼"}
+        else {
+            "fulfilment": Order.Fulfilment.EXPRESS,
+            "recipient_name": "张三",
+            "recipient_phone": phone,
+            "shipping_address": "上海市静安区南京西路 1266 号 10 楼",
+        }
     )
     order = order_place(promotion=promotion, quantity=quantity, phone=phone, submit_key=f"demo-{key}", **delivery)
-    if paid and order.status == O.PENDING_PAYMENT:
+    if paid and order.status == OS.PENDING_PAYMENT:
         order = order_mark_paid(order=order)
-    if then and order.status == O.PAID:
+    if then and order.status == OS.PAID:
         # Later states get their services in the pickup and payments issues; demo data only
         # needs rows to look at, with an event saying where they came from.
-        Order.objects.filter(pk=order.pk).update(status=then, closed_at=timezone.now() if then != O.SHIPPED else None)
+        Order.objects.filter(pk=order.pk).update(status=then, closed_at=timezone.now() if then != OS.SHIPPED else None)
         OrderEvent.objects.create(
-            merchant_id=order.merchant_id, order=order, from_status=O.PAID, to_status=then,
-            channel=OrderEvent.Channel.ADMIN, note="demo data",
+            merchant_id=order.merchant_id,
+            order=order,
+            from_status=OS.PAID,
+            to_status=then,
+            channel=OrderEvent.Channel.ADMIN,
+            note="demo data",
         )
     return order
 
@@ -77,48 +95,80 @@ def demo_orders_seed() -> None:
     week = {"starts_at": now - timedelta(days=1), "ends_at": now + timedelta(days=14)}
 
     tea, new = _promotion(
-        demo, "明前龙井 限时特惠 Longjing tea offer", [("TEA-LJ-250", 1)], stores,
-        promo_price=Decimal("168.00"), original_price=Decimal("268.00"), stock_cap=200, per_member_limit=2,
-        description="今年明前头采，限时 6.3 折。This year's first spring picking.", status=Promotion.Status.LIVE,
+        demo,
+        "明前龙井 限时特惠 Longjing tea offer",
+        [("TEA-LJ-250", 1)],
+        stores,
+        promo_price=Decimal("168.00"),
+        original_price=Decimal("268.00"),
+        stock_cap=200,
+        per_member_limit=2,
+        description="今年明前头采，限时 6.3 折。This year's first spring picking.",
+        status=Promotion.Status.LIVE,
         **week,
     )
     if new:
         _scans(tea, stores, 12)
         _order(tea, "tea-pending", PHONES[0], store=stores[0], paid=False)
         _order(tea, "tea-paid", PHONES[1], store=stores[0], quantity=2)
-        _order(tea, "tea-ready", PHONES[2], store=stores[1], then=O.READY_FOR_PICKUP)
-        _order(tea, "tea-picked", PHONES[3], store=stores[0], then=O.PICKED_UP)
-        _order(tea, "tea-refunded", PHONES[4], store=stores[2], then=O.REFUNDED)
-        _order(tea, "tea-expired", PHONES[5], store=stores[1], then=O.EXPIRED)
+        _order(tea, "tea-ready", PHONES[2], store=stores[1], then=OS.READY_FOR_PICKUP)
+        _order(tea, "tea-picked", PHONES[3], store=stores[0], then=OS.PICKED_UP)
+        _order(tea, "tea-refunded", PHONES[4], store=stores[2], then=OS.REFUNDED)
+        _order(tea, "tea-expired", PHONES[5], store=stores[1], then=OS.EXPIRED)
         # Left unpaid an hour ago: the real sweep cancels it and puts its stock back.
         abandoned = _order(tea, "tea-abandoned", PHONES[6], store=stores[2], paid=False)
         Order.objects.filter(pk=abandoned.pk).update(created_at=now - timedelta(hours=1))
         orders_cancel_unpaid(now=now)
 
     gift, new = _promotion(
-        demo, "中秋礼盒：月饼 + 保温杯 Mooncake gift set", [("MOON-6", 1), ("TUMBLER", 1)], stores[:2],
-        promo_price=Decimal("299.00"), original_price=Decimal("347.00"), stock_cap=80, per_member_limit=3,
-        allow_express=True, shipping_fee=Decimal("12.00"), status=Promotion.Status.LIVE, **week,
+        demo,
+        "中秋礼盒：月饼 + 保温杯 Mooncake gift set",
+        [("MOON-6", 1), ("TUMBLER", 1)],
+        stores[:2],
+        promo_price=Decimal("299.00"),
+        original_price=Decimal("347.00"),
+        stock_cap=80,
+        per_member_limit=3,
+        allow_express=True,
+        shipping_fee=Decimal("12.00"),
+        status=Promotion.Status.LIVE,
+        **week,
     )
     if new:
         _scans(gift, stores[:2], 8)
         _order(gift, "gift-paid", PHONES[0], store=stores[1])
-        _order(gift, "gift-shipped", PHONES[6], then=O.SHIPPED)
-        _order(gift, "gift-delivered", PHONES[2], then=O.DELIVERED)
+        _order(gift, "gift-shipped", PHONES[6], then=OS.SHIPPED)
+        _order(gift, "gift-delivered", PHONES[2], then=OS.DELIVERED)
 
     scarf, new = _promotion(
-        demo, "真丝围巾 包邮到家 Silk scarf, delivered", [("SILK-SCARF", 1)], [],
-        promo_price=Decimal("399.00"), original_price=Decimal("459.00"), stock_cap=50, per_member_limit=1,
-        allow_pickup=False, allow_express=True, status=Promotion.Status.LIVE, **week,
+        demo,
+        "真丝围巾 包邮到家 Silk scarf, delivered",
+        [("SILK-SCARF", 1)],
+        [],
+        promo_price=Decimal("399.00"),
+        original_price=Decimal("459.00"),
+        stock_cap=50,
+        per_member_limit=1,
+        allow_pickup=False,
+        allow_express=True,
+        status=Promotion.Status.LIVE,
+        **week,
     )
     if new:
         _scans(scarf, stores, 3)
         _order(scarf, "scarf-paid", PHONES[3])
 
     umbrella, new = _promotion(
-        demo, "自动伞 秒杀 Umbrella flash sale", [("UMB-AUTO", 1)], stores,
-        promo_price=Decimal("39.90"), original_price=Decimal("89.90"), stock_cap=3, per_member_limit=1,
-        status=Promotion.Status.LIVE, **week,
+        demo,
+        "自动伞 秒杀 Umbrella flash sale",
+        [("UMB-AUTO", 1)],
+        stores,
+        promo_price=Decimal("39.90"),
+        original_price=Decimal("89.90"),
+        stock_cap=3,
+        per_member_limit=1,
+        status=Promotion.Status.LIVE,
+        **week,
     )
     if new:
         _scans(umbrella, stores, 5)
@@ -126,32 +176,63 @@ def demo_orders_seed() -> None:
             _order(umbrella, f"umbrella-{n}", PHONES[n + 1], store=stores[n])
 
     _promotion(
-        demo, "云南咖啡豆 预售 Coffee beans pre-sale", [("COF-BEANS", 1)], stores,
-        promo_price=Decimal("98.00"), original_price=Decimal("128.00"), stock_cap=100, per_member_limit=2,
-        starts_at=now + timedelta(days=3), ends_at=now + timedelta(days=10), status=Promotion.Status.SCHEDULED,
+        demo,
+        "云南咖啡豆 预售 Coffee beans pre-sale",
+        [("COF-BEANS", 1)],
+        stores,
+        promo_price=Decimal("98.00"),
+        original_price=Decimal("128.00"),
+        stock_cap=100,
+        per_member_limit=2,
+        starts_at=now + timedelta(days=3),
+        ends_at=now + timedelta(days=10),
+        status=Promotion.Status.SCHEDULED,
     )
     past, new = _promotion(
-        demo, "国庆保温杯特价 Tumbler holiday deal", [("TUMBLER", 1)], stores,
-        promo_price=Decimal("99.00"), original_price=Decimal("149.00"), stock_cap=100, per_member_limit=2,
-        status=Promotion.Status.LIVE, **week,
+        demo,
+        "国庆保温杯特价 Tumbler holiday deal",
+        [("TUMBLER", 1)],
+        stores,
+        promo_price=Decimal("99.00"),
+        original_price=Decimal("149.00"),
+        stock_cap=100,
+        per_member_limit=2,
+        status=Promotion.Status.LIVE,
+        **week,
     )
     if new:
         _scans(past, stores, 4)
-        _order(past, "tumbler-picked", PHONES[4], store=stores[0], then=O.PICKED_UP)
+        _order(past, "tumbler-picked", PHONES[4], store=stores[0], then=OS.PICKED_UP)
         Promotion.objects.filter(pk=past.pk).update(
-            status=Promotion.Status.ENDED, starts_at=now - timedelta(days=40), ends_at=now - timedelta(days=30),
+            status=Promotion.Status.ENDED,
+            starts_at=now - timedelta(days=40),
+            ends_at=now - timedelta(days=30),
             ended_at=now - timedelta(days=30),
         )
     _promotion(
-        demo, "新品试吃（草稿） New snack tasting (draft)", [("MOON-6", 1)], stores[:1],
-        promo_price=Decimal("9.90"), original_price=Decimal("19.90"), stock_cap=30, **week,
+        demo,
+        "新品试吃（草稿） New snack tasting (draft)",
+        [("MOON-6", 1)],
+        stores[:1],
+        promo_price=Decimal("9.90"),
+        original_price=Decimal("19.90"),
+        stock_cap=30,
+        **week,
     )
 
     rival = Merchant.objects.get(slug="rival")
     rival_stores = list(Store.objects.filter(merchant=rival))
     rival_tea, new = _promotion(
-        rival, "Rival tea sale", [("RIVAL-TEA", 1)], rival_stores, promo_price=Decimal("79.00"),
-        original_price=Decimal("99.00"), stock_cap=20, per_member_limit=2, status=Promotion.Status.LIVE, **week,
+        rival,
+        "Rival tea sale",
+        [("RIVAL-TEA", 1)],
+        rival_stores,
+        promo_price=Decimal("79.00"),
+        original_price=Decimal("99.00"),
+        stock_cap=20,
+        per_member_limit=2,
+        status=Promotion.Status.LIVE,
+        **week,
     )
     if new:
         _scans(rival_tea, rival_stores, 2)

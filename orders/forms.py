@@ -13,15 +13,19 @@ from .models import Order, Promotion
 _SCAN_SALT = "orders.scan"
 
 
-def scan_sign(scan_id: int | None) -> str:
-    return signing.dumps(scan_id, salt=_SCAN_SALT) if scan_id else ""
+def scan_sign(*, promotion_id: int, scan_key: uuid.UUID) -> str:
+    """The scan's key for the order form, signed with the promotion it belongs to."""
+    return signing.dumps(f"{promotion_id}:{scan_key.hex}", salt=_SCAN_SALT)
 
 
-def scan_unsign(value: str) -> int | None:
+def scan_unsign(value: str, *, promotion_id: int) -> uuid.UUID | None:
+    """The scan key back, if it is ours, recent, and of this promotion; attribution only, so a tampered
+    value loses the scan, never the order."""
     try:
-        return signing.loads(value, salt=_SCAN_SALT, max_age=60 * 60 * 24) if value else None
-    except signing.BadSignature:
-        return None  # attribution only: a tampered value loses the scan, not the order
+        signed_promotion, key = signing.loads(value, salt=_SCAN_SALT, max_age=60 * 60 * 24).split(":")
+        return uuid.UUID(key) if int(signed_promotion) == promotion_id else None
+    except (signing.BadSignature, ValueError, AttributeError):
+        return None
 
 
 class OrderForm(forms.Form):

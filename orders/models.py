@@ -1,10 +1,12 @@
 """Promotions on the goods wall, the scans they get, and the orders customers place."""
 
+import uuid
 from datetime import datetime
 from decimal import Decimal
 
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .codes import WALL_CODE_LENGTH
@@ -31,7 +33,10 @@ class Promotion(models.Model):
 
     promo_price = models.DecimalField(_("promo price"), max_digits=12, decimal_places=2)
     original_price = models.DecimalField(
-        _("original price"), max_digits=12, decimal_places=2, help_text=_("Shown struck through beside the promo price.")
+        _("original price"),
+        max_digits=12,
+        decimal_places=2,
+        help_text=_("Shown struck through beside the promo price."),
     )
     starts_at = models.DateTimeField(_("starts"))
     ends_at = models.DateTimeField(_("ends"))
@@ -65,8 +70,12 @@ class Promotion(models.Model):
         verbose_name_plural = _("promotions")
         indexes = [models.Index(fields=["merchant", "status", "ends_at"])]
         constraints = [
-            models.CheckConstraint(condition=models.Q(sold_count__lte=models.F("stock_cap")), name="promotion_not_oversold"),
-            models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")), name="promotion_ends_after_start"),
+            models.CheckConstraint(
+                condition=models.Q(sold_count__lte=models.F("stock_cap")), name="promotion_not_oversold"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")), name="promotion_ends_after_start"
+            ),
             models.CheckConstraint(condition=models.Q(promo_price__gt=0), name="promotion_price_positive"),
         ]
 
@@ -107,7 +116,9 @@ class PromotionItem(models.Model):
     """One product of a promotion, with how many units one purchase includes (a bundle has several)."""
 
     merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="+")
-    promotion = models.ForeignKey(Promotion, on_delete=models.CASCADE, related_name="items", verbose_name=_("promotion"))
+    promotion = models.ForeignKey(
+        Promotion, on_delete=models.CASCADE, related_name="items", verbose_name=_("promotion")
+    )
     product = models.ForeignKey(
         "merchants.Product", on_delete=models.PROTECT, related_name="promotion_items", verbose_name=_("product")
     )
@@ -129,12 +140,17 @@ class PromotionItem(models.Model):
 
 
 class Scan(models.Model):
-    """One visit of a wall code: which promotion, in which store, when. The funnel starts here."""
+    """One visit of a wall code: which promotion, in which store, when. The funnel starts here.
 
+    `key` is made when the page is served; with Redis the row itself is written a few seconds
+    later by the scan buffer's flush, so orders refer to their scan by key, not by row id.
+    """
+
+    key = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
     merchant = models.ForeignKey("merchants.Merchant", on_delete=models.CASCADE, related_name="+")
     promotion = models.ForeignKey(Promotion, on_delete=models.CASCADE, related_name="scans")
     store = models.ForeignKey("merchants.Store", on_delete=models.SET_NULL, null=True, blank=True, related_name="scans")
-    created_at = models.DateTimeField(_("scanned"), auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(_("scanned"), default=timezone.now, db_index=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -165,8 +181,11 @@ class Order(models.Model):
     merchant = models.ForeignKey(
         "merchants.Merchant", on_delete=models.PROTECT, related_name="orders", verbose_name=_("merchant")
     )
-    promotion = models.ForeignKey(Promotion, on_delete=models.PROTECT, related_name="orders", verbose_name=_("promotion"))
-    scan = models.ForeignKey(Scan, on_delete=models.SET_NULL, null=True, blank=True, related_name="orders")
+    promotion = models.ForeignKey(
+        Promotion, on_delete=models.PROTECT, related_name="orders", verbose_name=_("promotion")
+    )
+    # The scan this order came from (Scan.key): which QR, in which store, sold it.
+    scan_key = models.UUIDField(_("scan"), null=True, blank=True, db_index=True, editable=False)
     member = models.ForeignKey(
         "members.Member", on_delete=models.PROTECT, related_name="orders", verbose_name=_("member")
     )
@@ -186,7 +205,11 @@ class Order(models.Model):
 
     fulfilment = models.CharField(_("fulfilment"), max_length=10, choices=Fulfilment.choices)
     pickup_store = models.ForeignKey(
-        "merchants.Store", on_delete=models.PROTECT, null=True, blank=True, related_name="pickup_orders",
+        "merchants.Store",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="pickup_orders",
         verbose_name=_("pickup store"),
     )
     recipient_name = models.CharField(_("recipient"), max_length=80, blank=True)
@@ -198,7 +221,9 @@ class Order(models.Model):
 
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
-    closed_at = models.DateTimeField(_("closed"), null=True, blank=True, help_text=_("Cancelled, completed or expired."))
+    closed_at = models.DateTimeField(
+        _("closed"), null=True, blank=True, help_text=_("Cancelled, completed or expired.")
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

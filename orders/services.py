@@ -6,6 +6,7 @@ locked, so one customer's parallel orders are counted one after the other. Locks
 in a fixed order: member, then promotion.
 """
 
+import uuid
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -31,7 +32,7 @@ from .errors import (
     SoldOut,
 )
 from .lifecycle import HOLDS_STOCK, PROMOTION_TRANSITIONS, order_totals
-from .models import Order, OrderEvent, OrderItem, Promotion, Scan
+from .models import Order, OrderEvent, OrderItem, Promotion
 
 P, O = Promotion.Status, Order.Status  # noqa: E741 - the status tables read best as P.LIVE, O.PAID
 Channel = OrderEvent.Channel
@@ -105,11 +106,6 @@ def promotions_advance(*, now: datetime | None = None) -> dict[str, int]:
     }
 
 
-def scan_record(*, promotion: Promotion, store: Store | None) -> Scan:
-    """One visit of a wall code (a single INSERT: the landing page must stay fast)."""
-    return Scan.objects.create(merchant_id=promotion.merchant_id, promotion=promotion, store=store)
-
-
 # --------------------------------------------------------------------------- orders
 
 
@@ -124,7 +120,7 @@ def order_place(
     recipient_name: str = "",
     recipient_phone: str = "",
     shipping_address: str = "",
-    scan: Scan | None = None,
+    scan_key: uuid.UUID | None = None,
     now: datetime | None = None,
 ) -> Order:
     """Place an order pending payment with its stock reserved, or raise an OrderError saying why not.
@@ -156,7 +152,7 @@ def order_place(
             member = member_for_phone(merchant=promotion.merchant, phone=phone)
             return _order_create(
                 promotion=promotion, member=member, quantity=quantity, fulfilment=fulfilment,
-                submit_key=submit_key, scan=scan, now=now, **delivery,
+                submit_key=submit_key, scan_key=scan_key, now=now, **delivery,
             )
     except (IntegrityError, OrderError):
         # The same form submitted twice at once: the first one won, and the others, serialised behind
@@ -201,7 +197,7 @@ def _fulfilment_check(
 
 def _order_create(
     *, promotion: Promotion, member: Member, quantity: int, fulfilment: str, submit_key: str,
-    scan: Scan | None, now: datetime, **delivery,
+    scan_key: uuid.UUID | None, now: datetime, **delivery,
 ) -> Order:
     # Lock order: member first, then the promotion row (through the UPDATE below).
     Member.objects.select_for_update().filter(pk=member.pk).first()
@@ -241,7 +237,7 @@ def _order_create(
         shipping_fee=promotion.shipping_fee if fulfilment == Order.Fulfilment.EXPRESS else 0, currency=currency,
     )
     order = Order.objects.create(
-        merchant_id=promotion.merchant_id, promotion=promotion, member=member, scan=scan,
+        merchant_id=promotion.merchant_id, promotion=promotion, member=member, scan_key=scan_key,
         token=order_token(), submit_key=submit_key, quantity=quantity, unit_price=promotion.promo_price,
         currency=currency, fulfilment=fulfilment, **totals, **delivery,
     )

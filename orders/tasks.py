@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import services
+from . import scan_buffer, services
 
 
 @shared_task(acks_late=True, time_limit=300)
@@ -13,3 +13,8 @@ def orders_cancel_unpaid() -> int:
 @shared_task(acks_late=True, time_limit=120)
 def promotions_advance() -> dict[str, int]:
     return services.promotions_advance()
+
+
+@shared_task(acks_late=True, time_limit=60)
+def scans_flush() -> int:
+    return scan_buffer.scans_flush()

@@ -5,7 +5,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
@@ -20,10 +20,11 @@ from . import selectors
 from .errors import OrderError
 from .forms import OrderForm, scan_sign, scan_unsign
 from .lifecycle import promotion_status_at
-from .models import Order, Promotion, Scan
+from .models import Order, Promotion
 from .payments import payment_start
 from .qr import qr_svg, voucher_url
-from .services import order_place, scan_record
+from .scan_buffer import scan_record
+from .services import order_place
 
 P = Promotion.Status
 
@@ -58,15 +59,25 @@ def landing(request: HttpRequest, wall_code: str) -> HttpResponse:
     store = selectors.store_for_scan(promotion=promotion, code=request.GET.get("s"))
 
     if request.method == "POST":
+        # A double tap whose first request already placed the order: show that order, whatever
+        # the stock or status say now.
+        earlier = Order.objects.filter(promotion=promotion, submit_key=request.POST.get("submit_key", "")).first()
+        if earlier:
+            return redirect(payment_start(order=earlier))
         form = OrderForm(request.POST, promotion=promotion, scanned_store=store)
         if status == P.LIVE and form.is_valid():
             order = _place(form, promotion)
             if isinstance(order, Order):
                 return redirect(payment_start(order=order))
-        http_status = 400
+        http_status = 410 if status == P.ENDED else 400
     else:
-        scan = scan_record(promotion=promotion, store=store)
-        form = OrderForm(promotion=promotion, scanned_store=store, initial={"scan": scan_sign(scan.pk)})
+        scan_key = scan_record(
+            merchant_id=promotion.merchant_id, promotion_id=promotion.pk, store_id=store.pk if store else None
+        )
+        form = OrderForm(
+            promotion=promotion, scanned_store=store,
+            initial={"scan": scan_sign(promotion_id=promotion.pk, scan_key=scan_key)},
+        )
         http_status = 410 if status == P.ENDED else 200
     context = {"promotion": promotion, "status": status, "store": store, "form": form, "now": now}
     return render(request, "orders/landing.html", context, status=http_status)
@@ -86,21 +97,19 @@ def _landing_shared(request: HttpRequest, wall_code: str) -> HttpResponse:
     store_code = request.GET.get("s") or ""
     fingerprint = repr((wall_code, sorted(row.items()), status, store_code, translation.get_language()))
     key = "landing:" + hashlib.sha256(fingerprint.encode()).hexdigest()
-    page = cache.get(key)
+    pages = caches["pages"]  # per process: reusing a page costs no round trip
+    page = pages.get(key)
     if page is None:
         page = _landing_render_shared(request, wall_code=wall_code, store_code=store_code, now=now)
         if page is None:  # unpublished between the two reads
             return render(request, "orders/unknown_code.html", status=404)
-        cache.set(key, page, LANDING_CACHE_SECONDS)
+        pages.set(key, page, LANDING_CACHE_SECONDS)
     # The scan needs only the ids; the shared page did not load the rows for this visit.
-    scan = scan_record(
-        promotion=Promotion(pk=page.promotion_id, merchant_id=page.merchant_id),
-        store=Store(pk=page.store_id) if page.store_id else None,
-    )
+    scan_key = scan_record(merchant_id=page.merchant_id, promotion_id=page.promotion_id, store_id=page.store_id)
     html = (
         page.html.replace(_HOLE_CSRF, get_token(request))
         .replace(_HOLE_SUBMIT_KEY, uuid.uuid4().hex)
-        .replace(_HOLE_SCAN, scan_sign(scan.pk))
+        .replace(_HOLE_SCAN, scan_sign(promotion_id=page.promotion_id, scan_key=scan_key))
     )
     return HttpResponse(html, status=page.status)
 
@@ -138,15 +147,14 @@ def _may_have_messages(request: HttpRequest) -> bool:
 
 def _place(form: OrderForm, promotion: Promotion) -> Order | None:
     data = form.cleaned_data
-    scan_id = scan_unsign(data.get("scan", ""))
-    scan = Scan.objects.filter(pk=scan_id, promotion=promotion).first() if scan_id else None
     store: Store | None = data.get("pickup_store")
     try:
         return order_place(
             promotion=promotion, quantity=data["quantity"], phone=data["phone"], fulfilment=data["fulfilment"],
             submit_key=data["submit_key"], pickup_store=store if data["fulfilment"] == "pickup" else None,
             recipient_name=data.get("recipient_name", ""), recipient_phone=data.get("recipient_phone", ""),
-            shipping_address=data.get("shipping_address", ""), scan=scan,
+            shipping_address=data.get("shipping_address", ""),
+            scan_key=scan_unsign(data.get("scan", ""), promotion_id=promotion.pk),
         )
     except OrderError as error:
         form.add_error(error.details.get("field"), error.message)

@@ -77,6 +77,8 @@ def _test_settings(settings, tmp_path):
     settings.LANGUAGE_CODE = "en"
     # Real hashing costs ~0.2 s a password; tests create hundreds of users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Scans are written at once in tests; tests/orders/test_scan_buffer.py covers the Redis buffer.
+    settings.SCAN_BUFFER = False
 
 
 @pytest.fixture(autouse=True)

@@ -152,7 +152,7 @@ def test_an_order_from_a_reused_page_passes_the_csrf_check():
 
     assert response.status_code == 302, response.content.decode()
     order = Order.objects.get(submit_key=hidden(html, "submit_key"))
-    assert order.scan.store == store
+    assert Scan.objects.get(key=order.scan_key).store == store
 
 
 @pytest.mark.django_db

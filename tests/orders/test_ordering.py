@@ -142,7 +142,7 @@ def test_a_new_form_is_a_new_purchase(client, offer, store):
 def test_a_tampered_scan_field_loses_the_attribution_not_the_order(client, offer, store):
     keys = {**form_keys(client, offer, store), "scan": "forged:123"}
     assert order_post(client, offer, store, keys=keys).status_code == 302
-    assert Order.objects.get().scan is None
+    assert Order.objects.get().scan_key is None
 
 
 # --------------------------------------------------------------------------- quantity
