@@ -282,3 +282,7 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_status or '∅'} → {self.to_status}"
+
+
+# Payments live in their own sub-package (orders/payments/); Django finds models through this module.
+from .payments.models import Payment, PaymentConfig, PaymentNotification, Refund  # noqa: E402, F401

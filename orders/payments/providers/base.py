@@ -1,0 +1,143 @@
+"""One interface for every payment provider.
+
+A provider turns our Payment into what the customer's phone needs to pay, verifies and parses
+the provider's notifications, asks the provider about a payment, refunds, and reads the
+provider's daily settlement statement. Amounts cross this boundary in integer minor units
+(fen), converted with o2o.money; nothing here writes to the database.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, BinaryIO
+
+from django.utils.translation import gettext_lazy as _
+from rest_framework import status
+
+from o2o.exceptions import DomainError
+
+if TYPE_CHECKING:
+    from ..models import Payment, PaymentConfig, Refund
+
+
+class NotificationRejected(DomainError):
+    """Forged, tampered, stale or malformed: answered 400 and logged; changes nothing."""
+
+    code = "notification_rejected"
+    http_status = status.HTTP_400_BAD_REQUEST
+    default_message = _("The notification could not be verified.")
+
+
+class StatementError(DomainError):
+    """A settlement statement that cannot be read; nothing of it is applied."""
+
+    code = "statement_error"
+
+    def __init__(self, message: str, *, line_no: int | None = None) -> None:
+        self.line_no = line_no
+        where = f"line {line_no}: " if line_no is not None else ""
+        super().__init__(f"{where}{message}", line_no=line_no if line_no is not None else "")
+
+
+class ProviderError(DomainError):
+    """The provider answered with an error or could not be reached."""
+
+    code = "provider_error"
+    http_status = status.HTTP_502_BAD_GATEWAY
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """What the customer's phone does next: open `url` (a pay page or deep link), or show `qr_data`."""
+
+    url: str = ""
+    qr_data: str = ""
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A verified notification (or query answer) about one payment, in the provider's own terms."""
+
+    out_trade_no: str
+    provider_trade_no: str
+    amount_minor: int
+    currency: str
+    paid: bool  # the provider says the money is ours
+    state: str  # the provider's word for it (TRADE_SUCCESS, SUCCESS, ...), for the audit trail
+    paid_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    provider_refund_no: str
+    succeeded: bool
+    failure: str = ""
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    """One transaction of a settlement statement. `kind` is "trade" or "refund"; amounts in minor units,
+    refunds positive (the kind says the direction)."""
+
+    line_no: int
+    kind: str
+    out_trade_no: str
+    provider_trade_no: str
+    amount_minor: int
+    fee_minor: int
+    occurred_at: datetime | None
+    out_refund_no: str = ""
+    currency: str = "CNY"
+
+
+@dataclass(frozen=True)
+class NotifyAnswer:
+    """What the provider expects back, so it stops retrying (or retries)."""
+
+    status: int
+    body: str
+    content_type: str = "text/plain"
+
+
+class PaymentProvider(ABC):
+    name: str
+
+    def __init__(self, config: PaymentConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def checkout(self, payment: Payment, *, notify_url: str, return_url: str) -> Checkout: ...
+
+    @abstractmethod
+    def verify_notification(self, *, body: bytes, headers: Mapping[str, str]) -> Notification:
+        """Check the signature and the fields; raise NotificationRejected if anything is off."""
+
+    @abstractmethod
+    def notify_answer(self, *, accepted: bool) -> NotifyAnswer: ...
+
+    @abstractmethod
+    def query(self, payment: Payment) -> Notification | None:
+        """Ask the provider what became of `payment`; None if it does not know it."""
+
+    @abstractmethod
+    def refund(self, refund: Refund) -> RefundResult: ...
+
+    @abstractmethod
+    def parse_statement(self, stream: BinaryIO) -> Iterator[StatementLine]:
+        """Read a settlement statement as a stream (memory does not grow with the file); raise
+        StatementError naming the line for anything malformed."""
+
+
+def provider_for(config: PaymentConfig) -> PaymentProvider:
+    from . import alipay, sandbox, wechatpay
+
+    classes = {
+        "sandbox": sandbox.SandboxProvider,
+        "alipay": alipay.AlipayProvider,
+        "wechatpay": wechatpay.WechatPayProvider,
+    }
+    return classes[config.provider](config)
