@@ -205,7 +205,10 @@ class ProductAdmin(TenantAdmin):
     inlines = [StoreStockInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_total_stock=Sum("stock__quantity"))
+        # Meta.ordering is dropped from GROUP BY queries: without an explicit order the
+        # autocomplete (which pages this queryset as is) could repeat or skip products.
+        total = super().get_queryset(request).annotate(_total_stock=Sum("stock__quantity"))
+        return total.order_by(*Product._meta.ordering, "pk")
 
     @admin.display(description=_("stock, all stores"), ordering="_total_stock")
     def total_stock(self, obj):

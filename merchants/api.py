@@ -14,6 +14,23 @@ from o2o.tenancy import (
 from .models import Product, Store, StoreStock
 
 
+def unique_in_merchant(serializer: serializers.ModelSerializer, *, field: str, value, message: str):
+    """Refuse `value` if another row of the same merchant has it: a 400 naming the field.
+
+    The models' per-merchant unique constraints include `merchant`, which is read-only here, so
+    DRF does not check them and a clash used to reach the database as an IntegrityError (a 500).
+    Only the merchant's own rows count: another merchant's codes are free and reveal nothing.
+    """
+    instance = serializer.instance
+    merchant = instance.merchant if instance is not None else request_merchant(serializer.context["request"])
+    clash = serializer.Meta.model.objects.filter(merchant=merchant, **{field: value})
+    if instance is not None:
+        clash = clash.exclude(pk=instance.pk)
+    if clash.exists():
+        raise serializers.ValidationError(message)
+    return value
+
+
 class StoreSerializer(TenantModelSerializer):
     merchant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
 
@@ -30,6 +47,12 @@ class StoreSerializer(TenantModelSerializer):
             "pickup_instructions",
             "is_active",
         ]
+
+    def validate_code(self, code):
+        return unique_in_merchant(self, field="code", value=code, message="A store with this code already exists.")
+
+    def validate_name(self, name):
+        return unique_in_merchant(self, field="name", value=name, message="A store with this name already exists.")
 
 
 class StoreViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
@@ -57,13 +80,7 @@ class ProductSerializer(TenantModelSerializer):
         read_only_fields = ["image"]
 
     def validate_sku(self, sku):
-        request = self.context["request"]
-        clash = Product.objects.filter(merchant=request_merchant(request), sku=sku)
-        if self.instance is not None:
-            clash = clash.exclude(pk=self.instance.pk)
-        if clash.exists():
-            raise serializers.ValidationError("A product with this SKU already exists.")
-        return sku
+        return unique_in_merchant(self, field="sku", value=sku, message="A product with this SKU already exists.")
 
 
 class ProductFilter(django_filters.FilterSet):

@@ -208,6 +208,20 @@ class TenantAdmin(_TenantScope, admin.ModelAdmin):
             return display
         return [name for name in display if name != "merchant"]
 
+    def get_changelist_formset(self, request, **kwargs):
+        # list_editable: Django checks each posted row id against the model's *unscoped* manager,
+        # so another merchant's id passed that check and then failed differently (400 "does not
+        # allow adding") from a made-up id (the form again, "Select a valid choice"): an existence
+        # oracle. Checking ids against the scoped rows answers both the same way.
+        scoped = scope_queryset(self.model._default_manager.all(), request.user)
+
+        class TenantChangelistFormSet(kwargs.pop("formset", forms.BaseModelFormSet)):
+            def add_fields(self, form, index):
+                super().add_fields(form, index)
+                form.fields[self._pk_field.name].queryset = scoped
+
+        return super().get_changelist_formset(request, formset=TenantChangelistFormSet, **kwargs)
+
 
 class TenantInlineForm(forms.ModelForm):
     """An inline row belongs to its parent's merchant, set before validation so the model's
@@ -217,7 +231,10 @@ class TenantInlineForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        parent = getattr(self.instance, self.tenant_parent, None)
+        # On an add page the parent is not saved yet and the row has no parent id to follow;
+        # the inline foreign-key field's cleaned value is the parent itself (with its merchant).
+        # Without it new rows were saved without a merchant (IntegrityError, a 500).
+        parent = cleaned.get(self.tenant_parent) or getattr(self.instance, self.tenant_parent, None)
         if parent is not None and getattr(parent, "merchant_id", None):
             self.instance.merchant_id = parent.merchant_id
         return cleaned
