@@ -15,11 +15,6 @@ from tests.factories import ProductFactory, StoreFactory, staff
 FEW, MANY = 3, 30
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    # Autouse fixtures run before `demo`; thirty new staff users would otherwise cost a minute of PBKDF2.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 
 def grow_to(side, rows: int) -> None:
     """Give `side`'s merchant `rows` stores, products and staff, and every product stock at two stores.

@@ -19,11 +19,6 @@ ROLES = ["manager", "analyst", "cashier", "no_role", "anonymous"]
 KEPT_OUT_OF_ADMIN = ["cashier", "no_role", "anonymous"]
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    # Autouse fixtures run before `demo`, whose seven users would otherwise cost seconds of PBKDF2.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 
 @pytest.fixture
 def annex(demo):
