@@ -247,8 +247,9 @@ CELERY_BEAT_SCHEDULE = {
     # Set-based and idempotent: a missed or doubled run heals on the next one.
     "orders-cancel-unpaid": {"task": "orders.tasks.orders_cancel_unpaid", "schedule": timedelta(minutes=1)},
     "promotions-advance": {"task": "orders.tasks.promotions_advance", "schedule": timedelta(minutes=1)},
-    "scans-flush": {"task": "orders.tasks.scans_flush", "schedule": timedelta(seconds=5)},
 }
+if REDIS_URL and SCAN_BUFFER:
+    CELERY_BEAT_SCHEDULE["scans-flush"] = {"task": "orders.tasks.scans_flush", "schedule": timedelta(seconds=5)}
 
 LOGGING = {
     "version": 1,

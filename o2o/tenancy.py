@@ -149,6 +149,10 @@ class _TenantScope:
                 field = super().formfield_for_foreignkey(db_field, request, **kwargs)
                 field.initial = getattr(merchant, "pk", None)
                 field.disabled = True
+                # No add/change/view links beside a value the user cannot choose.
+                for flag in ("can_add_related", "can_change_related", "can_view_related", "can_delete_related"):
+                    if hasattr(field.widget, flag):
+                        setattr(field.widget, flag, False)
                 return field
             kwargs["queryset"] = self._scoped_choices(db_field, request, kwargs.get("queryset"))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
