@@ -286,3 +286,4 @@ class OrderEvent(models.Model):
 
 # Payments live in their own sub-package (orders/payments/); Django finds models through this module.
 from .payments.models import Payment, PaymentConfig, PaymentNotification, Refund  # noqa: E402, F401
+from .pickups.models import *  # noqa: E402, F401, F403

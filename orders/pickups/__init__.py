@@ -1,0 +1,1 @@
+"""Pickup verification at the counter: vouchers, redemptions and their audit trail."""

@@ -1,0 +1,3 @@
+"""Pickup lookup and redemption for POS terminals under /api/v1/pickups/."""
+
+urlpatterns: list = []

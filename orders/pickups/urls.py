@@ -1,0 +1,4 @@
+"""The cashier page at /cashier/."""
+
+app_name = "cashier"
+urlpatterns: list = []
