@@ -1,6 +1,7 @@
 """Stores, products and stock for POS terminals and integrations, scoped to the caller's merchant."""
 
 import django_filters
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers, viewsets
 
 from o2o.tenancy import (
@@ -49,10 +50,10 @@ class StoreSerializer(TenantModelSerializer):
         ]
 
     def validate_code(self, code):
-        return unique_in_merchant(self, field="code", value=code, message="A store with this code already exists.")
+        return unique_in_merchant(self, field="code", value=code, message=_("A store with this code already exists."))
 
     def validate_name(self, name):
-        return unique_in_merchant(self, field="name", value=name, message="A store with this name already exists.")
+        return unique_in_merchant(self, field="name", value=name, message=_("A store with this name already exists."))
 
 
 class StoreViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
@@ -80,12 +81,12 @@ class ProductSerializer(TenantModelSerializer):
         read_only_fields = ["image"]
 
     def validate_sku(self, sku):
-        return unique_in_merchant(self, field="sku", value=sku, message="A product with this SKU already exists.")
+        return unique_in_merchant(self, field="sku", value=sku, message=_("A product with this SKU already exists."))
 
 
 class ProductFilter(django_filters.FilterSet):
     store = django_filters.ModelChoiceFilter(
-        field_name="stock__store", queryset=tenant_choices(Store), label="In stock at store"
+        field_name="stock__store", queryset=tenant_choices(Store), label=_("In stock at store")
     )
 
     class Meta:

@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.contrib.admin.apps import AdminConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class PortalAdminConfig(AdminConfig):
@@ -8,7 +9,7 @@ class PortalAdminConfig(AdminConfig):
 
 class O2OConfig(AppConfig):
     name = "o2o"
-    verbose_name = "O2O portal"
+    verbose_name = _("O2O portal")
 
     def ready(self) -> None:
         from .celery import ensure_broker_folders
