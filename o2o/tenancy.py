@@ -252,7 +252,26 @@ class TenantTabularInline(_TenantScope, admin.TabularInline):
 
     def get_formset(self, request, obj=None, **kwargs):
         kwargs["form"] = type("TenantInlineForm", (TenantInlineForm,), {"tenant_parent": self.tenant_parent})
+        base = kwargs.pop("formset", self.formset)
+        kwargs["formset"] = type("TenantInlineFormSet", (_ParentRowIdsFormSet, base), {})
         return super().get_formset(request, obj, **kwargs)
+
+
+class _ParentRowIdsFormSet(forms.BaseInlineFormSet):
+    """Inline rows may name (by their hidden id) only rows of the page's parent.
+
+    Django checks a posted row id against the model's *unscoped* manager, as in the changelist's
+    list_editable: another merchant's id passed that check, found no row of this parent and was
+    silently dropped (the page said "saved"), while a made-up id got "Select a valid choice": an
+    existence oracle. The formset's own queryset (this parent's rows, already merchant-scoped by the
+    inline) answers both alike.
+    """
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        field = form.fields.get(self._pk_field.name)
+        if isinstance(field, forms.ModelChoiceField):
+            field.queryset = self.queryset
 
 
 # --------------------------------------------------------------------------- API

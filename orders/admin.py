@@ -139,11 +139,11 @@ class PromotionAdmin(TenantAdmin):
         )
 
     # -- actions
-    @admin.action(description=_("Publish selected drafts"))
+    @admin.action(description=_("Publish selected drafts"), permissions=["change"])
     def publish(self, request, queryset):
         self._run(request, queryset, services.promotion_publish, _("published"))
 
-    @admin.action(description=_("End selected promotions now"))
+    @admin.action(description=_("End selected promotions now"), permissions=["change"])
     def end(self, request, queryset):
         self._run(request, queryset, services.promotion_end, _("ended"))
 
