@@ -128,6 +128,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL", "")
 # With Redis, landing-page scans are buffered there and written in batches (orders/scan_buffer.py).
 SCAN_BUFFER = env_bool("SCAN_BUFFER", True)
+# How long a web process reuses a promotion's row for its landing page: stock left, price and status
+# shown may be this many seconds late (ordering always reads fresh); 0 reads it on every visit.
+LANDING_ROW_CACHE_SECONDS = env_int("LANDING_ROW_CACHE_SECONDS", 1)
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     if REDIS_URL

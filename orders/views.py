@@ -32,6 +32,7 @@ P = Promotion.Status
 # the key, so price, stock, times and status are always current; only the related rows (merchant name
 # and logo, stores, products of the bundle) may show up to this many seconds late.
 LANDING_CACHE_SECONDS = 5
+_NO_ROW = "none"
 # Per-visit values rendered as placeholders into the shared page and filled in for each visitor.
 _HOLE_CSRF, _HOLE_SUBMIT_KEY, _HOLE_SCAN = "o2oHoleCsrf7Q", "o2oHoleSubmitKey7Q", "o2oHoleScan7Q"
 
@@ -84,10 +85,14 @@ def landing(request: HttpRequest, wall_code: str) -> HttpResponse:
 
 
 def _landing_shared(request: HttpRequest, wall_code: str) -> HttpResponse:
-    """The GET every scan makes: one fresh read of the promotion row, the scan INSERT, and a page that
-    is rendered once per promotion state, store and language, then reused with this visit's holes filled."""
-    row = selectors.promotion_row_for_landing(wall_code=wall_code)
+    """The GET every scan makes: the promotion row (at most a second old), the scan, and a page that is
+    rendered once per promotion state, store and language, then reused with this visit's holes filled."""
+    pages = caches["pages"]  # per process: reusing a row or a page costs no round trip
+    row = pages.get(f"landing-row:{wall_code}")
     if row is None:
+        row = selectors.promotion_row_for_landing(wall_code=wall_code) or _NO_ROW
+        pages.set(f"landing-row:{wall_code}", row, settings.LANDING_ROW_CACHE_SECONDS)
+    if row == _NO_ROW:  # unknown codes are remembered too: guessing costs the database nothing
         return render(request, "orders/unknown_code.html", status=404)
     now = timezone.now()
     status = promotion_status_at(
@@ -97,7 +102,6 @@ def _landing_shared(request: HttpRequest, wall_code: str) -> HttpResponse:
     store_code = request.GET.get("s") or ""
     fingerprint = repr((wall_code, sorted(row.items()), status, store_code, translation.get_language()))
     key = "landing:" + hashlib.sha256(fingerprint.encode()).hexdigest()
-    pages = caches["pages"]  # per process: reusing a page costs no round trip
     page = pages.get(key)
     if page is None:
         page = _landing_render_shared(request, wall_code=wall_code, store_code=store_code, now=now)

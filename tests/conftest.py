@@ -79,6 +79,11 @@ def _test_settings(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Scans are written at once in tests; tests/orders/test_scan_buffer.py covers the Redis buffer.
     settings.SCAN_BUFFER = False
+    # Pages show each change at once in tests; test_landing_queries.py covers the row cache.
+    settings.LANDING_ROW_CACHE_SECONDS = 0
+    from django.core.cache import caches
+
+    caches["pages"].clear()
 
 
 @pytest.fixture(autouse=True)

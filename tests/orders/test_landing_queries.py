@@ -205,3 +205,32 @@ def test_an_unknown_or_draft_wall_code_is_not_found(client):
     assert client.get(f"/p/{draft.wall_code}").status_code == 404
     assert client.get("/p/NOSUCHCODE").status_code == 404
     assert not Scan.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_burst_of_scans_reads_the_promotion_once_per_second_and_records_every_scan(client, settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.LANDING_ROW_CACHE_SECONDS = 1
+    promo = promotion(MerchantFactory(slug="burst"))
+    store = promo.pickup_stores.get()
+    client.get(f"/p/{promo.wall_code}?s={store.code}")  # renders and caches
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(5):
+            assert client.get(f"/p/{promo.wall_code}?s={store.code}").status_code == 200
+    selects = [q for q in queries.captured_queries if "orders_promotion" in q["sql"] and "SELECT" in q["sql"]]
+    assert selects == []
+    assert Scan.objects.filter(promotion=promo, store=store).count() == 6
+
+
+@pytest.mark.django_db
+def test_an_unknown_code_is_remembered_for_a_second(client, settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.LANDING_ROW_CACHE_SECONDS = 1
+    client.get("/p/NOSUCHCODE")
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/p/NOSUCHCODE").status_code == 404
+    assert len(queries.captured_queries) == 0
