@@ -45,8 +45,10 @@ test: $(STAMP)
 # Benchmarks (not tests): print a table and write bench-results/*.json. SQLite always; PostgreSQL too
 # when DATABASE_URL points at it.
 BENCH_ARGS ?=
+RECONCILE_BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) -m tests.bench.bench_landing $(BENCH_ARGS)
+	$(PY) -m tests.bench.bench_reconcile $(RECONCILE_BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

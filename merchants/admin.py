@@ -23,6 +23,7 @@ class MerchantAdmin(TenantAdmin):
     fieldsets = [
         (None, {"fields": ["name", "slug", "currency", "timezone", "logo", "is_active"]}),
         (_("Contact"), {"fields": ["contact_name", "contact_phone", "contact_email"]}),
+        (_("Orders and pickups"), {"fields": ["unpaid_order_minutes", "redemption_void_minutes"]}),
     ]
 
     def get_prepopulated_fields(self, request, obj=None):

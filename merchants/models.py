@@ -30,8 +30,16 @@ class Merchant(models.Model):
     contact_phone = models.CharField(_("contact phone"), max_length=32, blank=True)
     contact_email = models.EmailField(_("contact e-mail"), blank=True)
     unpaid_order_minutes = models.PositiveIntegerField(
-        _("cancel unpaid orders after (minutes)"), default=15, validators=[MinValueValidator(1)],
+        _("cancel unpaid orders after (minutes)"),
+        default=15,
+        validators=[MinValueValidator(1)],
         help_text=_("Unpaid orders are cancelled after this long and their stock goes back on sale."),
+    )
+    redemption_void_minutes = models.PositiveIntegerField(
+        _("void hand-overs within (minutes)"),
+        default=30,
+        validators=[MinValueValidator(1)],
+        help_text=_("How long after a hand-over a manager may void it."),
     )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)

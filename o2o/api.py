@@ -11,11 +11,14 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.response import Response
 
 from merchants.api import ProductViewSet, StoreStockViewSet, StoreViewSet
+from orders.payments.api import PaymentConfigViewSet, PaymentViewSet
 
 router = routers.DefaultRouter()
 router.register("stores", StoreViewSet, basename="store")
 router.register("products", ProductViewSet, basename="product")
 router.register("stock", StoreStockViewSet, basename="stock")
+router.register("payments", PaymentViewSet, basename="payment")
+router.register("payment-accounts", PaymentConfigViewSet, basename="payment-account")
 
 
 class TokenView(ObtainAuthToken):

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -131,6 +132,8 @@ SCAN_BUFFER = env_bool("SCAN_BUFFER", True)
 # How long a web process reuses a promotion's row for its landing page: stock left, price and status
 # shown may be this many seconds late (ordering always reads fresh); 0 reads it on every visit.
 LANDING_ROW_CACHE_SECONDS = env_int("LANDING_ROW_CACHE_SECONDS", 1)
+# The built-in sandbox provider takes pretend payments: on for development and demos only.
+PAYMENTS_SANDBOX = env_bool("PAYMENTS_SANDBOX", DEBUG)
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     if REDIS_URL
@@ -250,6 +253,22 @@ CELERY_BEAT_SCHEDULE = {
     # Set-based and idempotent: a missed or doubled run heals on the next one.
     "orders-cancel-unpaid": {"task": "orders.tasks.orders_cancel_unpaid", "schedule": timedelta(minutes=1)},
     "promotions-advance": {"task": "orders.tasks.promotions_advance", "schedule": timedelta(minutes=1)},
+    "payments-query-sweep": {"task": "orders.payments.tasks.payment_query_sweep", "schedule": timedelta(minutes=2)},
+    "payments-notifications-reapply": {
+        "task": "orders.payments.tasks.payment_notifications_reapply",
+        "schedule": timedelta(minutes=1),
+    },
+    "pickup-idempotency-keys-prune": {
+        "task": "orders.tasks.pickup_idempotency_keys_prune",
+        "schedule": timedelta(hours=6),
+    },
+    "refunds-resume": {"task": "orders.payments.tasks.refunds_resume", "schedule": timedelta(minutes=5)},
+    # Yesterday's settlement statements once providers publish them (WeChat Pay after 10:00, Alipay after
+    # 09:00 Beijing time); also re-queues uploads stuck running. Idempotent.
+    "reconciliation-daily": {
+        "task": "orders.reconciliation.tasks.reconciliation_daily_all",
+        "schedule": crontab(hour=10, minute=30),
+    },
 }
 if REDIS_URL and SCAN_BUFFER:
     CELERY_BEAT_SCHEDULE["scans-flush"] = {"task": "orders.tasks.scans_flush", "schedule": timedelta(seconds=5)}

@@ -16,6 +16,8 @@ from o2o.tenancy import MANAGER, TenantAdmin, TenantTabularInline, scope_queryse
 
 from . import selectors, services
 from .models import Order, OrderEvent, OrderItem, Promotion, PromotionItem, Scan
+from .payments.admin import OrderRefundAdminMixin  # also registers the payments admins
+from .pickups.admin import RedemptionInline  # also registers the redemptions admin
 from .qr import landing_url, qr_png, qr_svg
 
 # Fields an admin save may write; sold_count and status move only through services.
@@ -252,9 +254,9 @@ class OrderEventInline(ReadOnlyInline):
 
 
 @admin.register(Order)
-class OrderAdmin(TenantAdmin):
+class OrderAdmin(OrderRefundAdminMixin, TenantAdmin):
     role_permissions = {MANAGER: frozenset({"view"}), "analyst": frozenset({"view"})}
-    inlines = [OrderItemInline, OrderEventInline]
+    inlines = [OrderItemInline, OrderEventInline, RedemptionInline]
     list_display = [
         "id", "status", "promotion", "member", "quantity", "total", "fulfilment", "pickup_store", "created_at",
         "paid_at", "merchant",
@@ -279,3 +281,4 @@ class ScanAdmin(TenantAdmin):
     list_select_related = ["promotion", "store", "merchant"]
     paginator = CappedCountPaginator
     readonly_fields = ["merchant", "promotion", "store", "created_at"]
+from .reconciliation import admin as _reconciliation_admin  # noqa: E402, F401

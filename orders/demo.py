@@ -14,7 +14,7 @@ from django.utils import timezone
 from merchants.models import Merchant, Product, Store
 
 from .models import Order, OrderEvent, Promotion, PromotionItem, Scan
-from .services import order_mark_paid, order_place, orders_cancel_unpaid, promotion_wall_code_assign
+from .services import order_place, orders_cancel_unpaid, promotion_wall_code_assign
 
 OS = Order.Status
 PHONES = ["13800138001", "13800138002", "13911112222", "13687654321", "15012345678", "18600001111", "17722223333"]
@@ -71,7 +71,7 @@ def _order(
     )
     order = order_place(promotion=promotion, quantity=quantity, phone=phone, submit_key=f"demo-{key}", **delivery)
     if paid and order.status == OS.PENDING_PAYMENT:
-        order = order_mark_paid(order=order)
+        order = _pay(order)
     if then and order.status == OS.PAID:
         # Later states get their services in the pickup and payments issues; demo data only
         # needs rows to look at, with an event saying where they came from.
@@ -84,6 +84,21 @@ def _order(
             channel=OrderEvent.Channel.ADMIN,
             note="demo data",
         )
+    return order
+
+
+def _pay(order: Order) -> Order:
+    """Pay as a customer would in the sandbox, and let the shop learn it by asking the provider
+    (no HTTP notification during seeding): a real Payment, sandbox trade and statement line."""
+    from .payments.models import Payment, SandboxTrade
+    from .payments.providers.sandbox import sandbox_trade_pay
+    from .payments.services import payment_query, payment_start
+
+    payment_start(order=order)
+    payment = Payment.objects.filter(order=order).latest("id")
+    sandbox_trade_pay(trade=SandboxTrade.objects.get(out_trade_no=payment.out_trade_no), deliveries=0)
+    payment_query(payment=payment, channel=OrderEvent.Channel.WORKER)
+    order.refresh_from_db()
     return order
 
 

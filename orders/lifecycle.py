@@ -27,7 +27,8 @@ ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
     O.PAID: frozenset({O.READY_FOR_PICKUP, O.PICKED_UP, O.SHIPPED, O.REFUNDED, O.EXPIRED}),
     O.READY_FOR_PICKUP: frozenset({O.PICKED_UP, O.REFUNDED, O.EXPIRED}),
     O.SHIPPED: frozenset({O.DELIVERED, O.REFUNDED}),
-    O.PICKED_UP: frozenset({O.REFUNDED}),
+    # A manager's void of a hand-over puts the order back where it was.
+    O.PICKED_UP: frozenset({O.REFUNDED, O.PAID, O.READY_FOR_PICKUP}),
     O.DELIVERED: frozenset({O.REFUNDED}),
     O.CANCELLED: frozenset(),
     O.REFUNDED: frozenset(),
@@ -35,6 +36,8 @@ ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 # Orders that hold promotion stock and count against the per-member limit.
 HOLDS_STOCK = frozenset(ORDER_TRANSITIONS) - {O.CANCELLED}
+# Orders a full refund closes as refunded; the others (expired, cancelled) keep their status.
+REFUNDABLE = frozenset(status for status, targets in ORDER_TRANSITIONS.items() if O.REFUNDED in targets)
 
 
 def promotion_status_at(*, status: str, starts_at: datetime, ends_at: datetime, stock_left: int, now: datetime) -> str:

@@ -261,7 +261,7 @@ class OrderEvent(models.Model):
     """Every status change of an order: who, when, from which channel. Never edited."""
 
     class Channel(models.TextChoices):
-        WEB = "web", _("Customer web")
+        WEB = "web", _("Web")
         ADMIN = "admin", _("Admin")
         API = "api", _("API")
         WORKER = "worker", _("Worker")
@@ -287,3 +287,4 @@ class OrderEvent(models.Model):
 # Payments live in their own sub-package (orders/payments/); Django finds models through this module.
 from .payments.models import Payment, PaymentConfig, PaymentNotification, Refund  # noqa: E402, F401
 from .pickups.models import *  # noqa: E402, F401, F403
+from .reconciliation.models import Discrepancy, ReconciliationRun  # noqa: E402, F401

@@ -31,7 +31,7 @@ from .errors import (
     PromotionNotReady,
     SoldOut,
 )
-from .lifecycle import HOLDS_STOCK, PROMOTION_TRANSITIONS, order_totals
+from .lifecycle import HOLDS_STOCK, PROMOTION_TRANSITIONS, REFUNDABLE, order_totals
 from .models import Order, OrderEvent, OrderItem, Promotion
 
 P, O = Promotion.Status, Order.Status  # noqa: E741 - the status tables read best as P.LIVE, O.PAID
@@ -283,6 +283,29 @@ def order_mark_paid(
         )
     order.refresh_from_db()
     return order
+
+
+def order_mark_refunded(
+    *, order: Order, channel: str = Channel.ADMIN, actor: AbstractBaseUser | None = None, note: str = "",
+    now: datetime | None = None,
+) -> bool:
+    """Paid (or later) -> refunded, once all its money is back with the customer; whether it moved.
+
+    Expired and cancelled orders keep their status (the refund is recorded with the payment). A
+    refunded order's voucher is no longer shown or valid.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        current = Order.objects.select_for_update().filter(pk=order.pk).values_list("status", flat=True).first()
+        if current not in REFUNDABLE:
+            return False
+        Order.objects.filter(pk=order.pk, status=current).update(status=O.REFUNDED, closed_at=now)
+        OrderEvent.objects.create(
+            merchant_id=order.merchant_id, order=order, from_status=current, to_status=O.REFUNDED, actor=actor,
+            channel=channel, note=note,
+        )
+    order.refresh_from_db()
+    return True
 
 
 def _unused_voucher_code() -> str:

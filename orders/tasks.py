@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from . import scan_buffer, services
+from .payments import tasks as payment_tasks  # noqa: F401 - registers the payment tasks with Celery
 
 
 @shared_task(acks_late=True, time_limit=300)
@@ -18,3 +19,13 @@ def promotions_advance() -> dict[str, int]:
 @shared_task(acks_late=True, time_limit=60)
 def scans_flush() -> int:
     return scan_buffer.scans_flush()
+
+
+@shared_task(acks_late=True, time_limit=300)
+def pickup_idempotency_keys_prune() -> int:
+    from .pickups.services import pickup_idempotency_keys_prune as prune
+
+    return prune()
+
+
+from .reconciliation import tasks as _reconciliation_tasks  # noqa: E402, F401 - registers its tasks

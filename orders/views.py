@@ -5,6 +5,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib import messages
 from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
@@ -64,12 +65,12 @@ def landing(request: HttpRequest, wall_code: str) -> HttpResponse:
         # the stock or status say now.
         earlier = Order.objects.filter(promotion=promotion, submit_key=request.POST.get("submit_key", "")).first()
         if earlier:
-            return redirect(payment_start(order=earlier))
+            return _to_payment(request, earlier)
         form = OrderForm(request.POST, promotion=promotion, scanned_store=store)
         if status == P.LIVE and form.is_valid():
             order = _place(form, promotion)
             if isinstance(order, Order):
-                return redirect(payment_start(order=order))
+                return _to_payment(request, order)
         http_status = 410 if status == P.ENDED else 400
     else:
         scan_key = scan_record(
@@ -165,12 +166,42 @@ def _place(form: OrderForm, promotion: Promotion) -> Order | None:
         return None
 
 
+def _to_payment(request: HttpRequest, order: Order) -> HttpResponse:
+    """The one hand-off to paying: the provider's page, or the order page saying why not."""
+    from .payments.services import PaymentError
+
+    try:
+        return redirect(payment_start(order=order))
+    except PaymentError as error:
+        messages.error(request, error.message)
+        return redirect("orders:order", token=order.token)
+
+
+@require_http_methods(["POST"])
+def order_pay(request: HttpRequest, token: str) -> HttpResponse:
+    """'Pay now' on the order page: start (or resume) paying at the merchant's provider."""
+    order = selectors.order_for_customer(token=token)
+    if order is None:
+        return render(request, "orders/unknown_code.html", status=404)
+    if order.status != Order.Status.PENDING_PAYMENT:
+        return redirect("orders:order", token=order.token)
+    return _to_payment(request, order)
+
+
 @never_cache  # the status changes (paid, picked up) and the page is the customer's receipt
 def order_page(request: HttpRequest, token: str) -> HttpResponse:
+    from .payments.selectors import order_awaiting_confirmation, order_money
+
     order = selectors.order_for_customer(token=token)
     if order is None:
         return render(request, "orders/unknown_code.html", status=404)
     voucher_svg = ""
     if order.pickup_code and order.status in (Order.Status.PAID, Order.Status.READY_FOR_PICKUP):
         voucher_svg = qr_svg(voucher_url(pickup_code=order.pickup_code), scale=6, title=order.pickup_code)
-    return render(request, "orders/order.html", {"order": order, "voucher_svg": voucher_svg})
+    context = {
+        "order": order,
+        "voucher_svg": voucher_svg,
+        "confirming": order_awaiting_confirmation(order=order),
+        "money": order_money(order=order),
+    }
+    return render(request, "orders/order.html", context)

@@ -1,13 +1,17 @@
 """Payment providers. `payment_start` is the one hand-off from a placed order to paying it."""
 
-from django.urls import reverse
+from __future__ import annotations
 
-from ..models import Order
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..models import Order
 
 
-def payment_start(*, order: Order) -> str:
-    """Where the customer's phone goes to pay `order`: the sandbox pay page.
+def payment_start(*, order: Order, provider: str | None = None) -> str:
+    """Where the customer's phone goes to pay `order` at the merchant's active provider (the sandbox
+    pay page unless the merchant set up Alipay or WeChat Pay); see services.payment_start."""
+    # Imported on call: orders.models imports this package (for its models) before services can load.
+    from .services import payment_start as start
 
-    The payments issue puts the real providers (Alipay, WeChat Pay) behind this same call.
-    """
-    return reverse("orders:sandbox-pay", args=[order.token])
+    return start(order=order, provider=provider)

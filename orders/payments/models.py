@@ -1,9 +1,11 @@
-"""Payments: per-merchant provider configuration, payment attempts, provider notifications, refunds."""
+"""Payments: per-merchant provider configuration, payment attempts, provider notifications, refunds,
+and the built-in sandbox provider's own ledger (what a real provider keeps on its side)."""
 
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -78,7 +80,12 @@ class Payment(models.Model):
             models.CheckConstraint(
                 condition=models.Q(refunded_amount__gte=0) & models.Q(refunded_amount__lte=models.F("amount")),
                 name="payment_refunds_within_amount",
-            )
+            ),
+            # The backstop behind payment_apply_notification: money that arrives for an order another
+            # payment already paid goes to review, it never makes a second "paid" payment.
+            models.UniqueConstraint(
+                fields=["order"], condition=models.Q(status="paid"), name="payment_one_paid_per_order"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -97,8 +104,14 @@ class PaymentNotification(models.Model):
         REJECTED = "rejected", _("Rejected (signature or content)")
         IGNORED = "ignored", _("Ignored (not a payment)")
 
+    class Source(models.TextChoices):
+        PUSH = "push", _("Sent by the provider")
+        QUERY = "query", _("Our query to the provider")
+        STATEMENT = "statement", _("Settlement statement")
+
     merchant = models.ForeignKey("merchants.Merchant", on_delete=models.CASCADE, related_name="+")
     provider = models.CharField(_("provider"), max_length=16, choices=Provider.choices)
+    source = models.CharField(_("source"), max_length=16, choices=Source.choices, default=Source.PUSH)
     received_at = models.DateTimeField(_("received"), auto_now_add=True, db_index=True)
     headers = models.JSONField(_("headers"), default=dict)
     body = models.TextField(_("body"))
@@ -107,11 +120,16 @@ class PaymentNotification(models.Model):
     error = models.TextField(_("error"), blank=True)
     payment = models.ForeignKey(Payment, on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications")
     applied_at = models.DateTimeField(null=True, blank=True)
+    # What the signature check vouched for, kept so a deferred notification can be applied later:
+    # re-verifying then would fail the provider's freshness window (5 minutes), not the signature.
+    verified = models.JSONField(_("verified content"), null=True, blank=True, editable=False)
+    attempts = models.PositiveIntegerField(_("apply attempts"), default=0, editable=False)
 
     class Meta:
         ordering = ["-received_at", "-id"]
         verbose_name = _("payment notification")
         verbose_name_plural = _("payment notifications")
+        indexes = [models.Index(fields=["status", "received_at"])]
 
     def __str__(self) -> str:
         return f"{self.provider} {self.out_trade_no or '?'} {self.status}"
@@ -143,6 +161,60 @@ class Refund(models.Model):
         verbose_name = _("refund")
         verbose_name_plural = _("refunds")
         constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_positive")]
+
+    def __str__(self) -> str:
+        return self.out_refund_no
+
+
+# --------------------------------------------------------------------------- the sandbox provider's side
+
+
+class SandboxTrade(models.Model):
+    """The sandbox provider's record of one trade, as a real provider keeps it on its own servers.
+
+    Our side never reads this to decide anything; it learns about trades only through signed
+    notifications, queries and statements, exactly as with Alipay or WeChat Pay.
+    """
+
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.CASCADE, related_name="+")
+    out_trade_no = models.CharField(max_length=64, unique=True)
+    provider_trade_no = models.CharField(max_length=64, blank=True, db_index=True)
+    description = models.CharField(max_length=128, blank=True)
+    amount_minor = models.PositiveBigIntegerField()
+    currency = models.CharField(max_length=3)
+    notify_url = models.CharField(max_length=500)
+    return_url = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    refunded_minor = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("sandbox trade")
+        verbose_name_plural = _("sandbox trades")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(refunded_minor__lte=models.F("amount_minor")), name="sandbox_refunds_within_amount"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.out_trade_no
+
+
+class SandboxRefund(models.Model):
+    """A refund as the sandbox provider books it; `out_refund_no` makes a repeated request a no-op."""
+
+    trade = models.ForeignKey(SandboxTrade, on_delete=models.CASCADE, related_name="refunds")
+    out_refund_no = models.CharField(max_length=64, unique=True)
+    provider_refund_no = models.CharField(max_length=64, unique=True)
+    amount_minor = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("sandbox refund")
+        verbose_name_plural = _("sandbox refunds")
 
     def __str__(self) -> str:
         return self.out_refund_no

@@ -43,7 +43,9 @@ def assert_tappable(page: Page, selector: str, *, min_height: int = 44) -> None:
 
 
 @pytest.fixture
-def shop():
+def shop(settings, live_server):
+    # The sandbox sends its signed payment notification over HTTP to SITE_URL, as a provider would.
+    settings.SITE_URL = live_server.url
     merchant = MerchantFactory(slug="lotus", name="Lotus Department Store")
     store = StoreFactory(
         merchant=merchant, name="Lotus Xintiandi", code="xtd", address="123 Madang Road, Huangpu",

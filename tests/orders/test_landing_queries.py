@@ -110,7 +110,8 @@ def test_placing_an_order_costs_the_same_for_a_busy_promotion(client):
         counts.append(len(captured.captured_queries))
         assert Order.objects.filter(promotion=promo, submit_key=key).exists()
     assert counts[0] == counts[1]
-    assert counts[1] <= 24, counts  # ~20 today, savepoints included
+    # ~20 to place it (savepoints included), 4 to start its payment, 2 more for the shop's first (sandbox) account.
+    assert counts[1] <= 28, counts
 
 
 # --------------------------------------------------------------------------- the shared page stays correct

@@ -1,0 +1,243 @@
+"""Reads for the counter: where a user may verify pickups, and what a voucher code says right now."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Exists, Prefetch, QuerySet
+from django.utils import timezone
+
+from members.models import phone_mask
+from merchants.models import StaffRole, Store
+from o2o.tenancy import CASHIER, MANAGER, staff_role_of
+
+from ..codes import voucher_code_display
+from ..models import Order, OrderItem
+from .codes import voucher_code_is_wellformed, voucher_code_parse
+from .errors import (
+    AlreadyRedeemed,
+    Cancelled,
+    Expired,
+    NotPaid,
+    NotRedeemable,
+    PickupError,
+    Refunded,
+    StoreNotAllowed,
+    UnknownCode,
+    WrongStore,
+)
+from .models import Redemption
+
+O = Order.Status  # noqa: E741 - reads as O.PAID, as in orders/lifecycle.py
+# Statuses in which the goods may be handed over (before the deadline, at the pickup store).
+REDEEMABLE = (O.PAID, O.READY_FOR_PICKUP)
+_REFUSALS: dict[str, type[PickupError]] = {
+    O.PENDING_PAYMENT: NotPaid,
+    O.CANCELLED: Cancelled,
+    O.REFUNDED: Refunded,
+    O.SHIPPED: NotRedeemable,
+    O.DELIVERED: NotRedeemable,
+}
+
+
+def pickup_stores_for(user: Any) -> QuerySet[Store]:
+    """The active stores where `user` may verify pickups: a cashier's own stores, every store of a
+    manager's merchant, every store for a platform superuser, none for anyone else."""
+    stores = Store.objects.filter(is_active=True).select_related("merchant").order_by("name", "id")
+    if getattr(user, "is_superuser", False):
+        return stores
+    role = staff_role_of(user)
+    if role is None:
+        return stores.none()
+    if role.role == MANAGER:
+        return stores.filter(merchant_id=role.merchant_id)
+    if role.role == CASHIER:
+        return stores.filter(merchant_id=role.merchant_id, cashiers=role)
+    return stores.none()
+
+
+def may_verify_pickups(user: Any) -> bool:
+    role = staff_role_of(user)
+    return bool(getattr(user, "is_superuser", False) or (role and role.role in (MANAGER, CASHIER)))
+
+
+@dataclass(frozen=True)
+class Pickup:
+    """What the counter needs to decide in one glance."""
+
+    order: Order
+    items: list[OrderItem]
+
+    @property
+    def code(self) -> str:
+        return self.order.pickup_code or ""
+
+    @property
+    def code_display(self) -> str:
+        return voucher_code_display(self.code)
+
+    @property
+    def masked_phone(self) -> str:
+        return phone_mask(self.order.member.phone)
+
+    @property
+    def pickup_store(self) -> Store:
+        return self.order.pickup_store
+
+    @property
+    def paid_at(self) -> datetime | None:
+        return self.order.paid_at
+
+    @property
+    def deadline(self) -> datetime | None:
+        return self.order.pickup_deadline
+
+    @property
+    def status(self) -> str:
+        return self.order.status
+
+
+def order_for_counter(*, code: str, merchant_id: int | None, cashier_role_id: int | None = None,
+                      store_id: int | None = None) -> Order | None:
+    """The pickup order with this (clean) code, of this merchant (any merchant: None), with its items.
+
+    Two queries whatever the order holds. With `cashier_role_id` the row also says whether that cashier
+    serves `store_id` (`cashier_serves_store`): the check rides on the order's query instead of costing
+    one of its own on every redeem.
+    """
+    if not voucher_code_is_wellformed(code):
+        return None
+    orders = Order.objects.filter(pickup_code=code, fulfilment=Order.Fulfilment.PICKUP)
+    if merchant_id is not None:
+        orders = orders.filter(merchant_id=merchant_id)
+    if cashier_role_id is not None:
+        orders = orders.annotate(
+            cashier_serves_store=Exists(
+                StaffRole.stores.through.objects.filter(staffrole_id=cashier_role_id, store_id=store_id)
+            )
+        )
+    return (
+        orders.select_related("pickup_store", "member", "promotion", "merchant")
+        .prefetch_related(Prefetch("items", queryset=OrderItem.objects.select_related("product").order_by("id")))
+        .first()
+    )
+
+
+def redemption_standing(*, order_id: int) -> Redemption | None:
+    """The order's latest redemption that was not voided (who handed it over, where, when)."""
+    return (
+        Redemption.objects.filter(order_id=order_id, voided_at__isnull=True)
+        .select_related("cashier", "store")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def staff_name(user: Any) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+def already_redeemed(*, order: Order, redemption: Redemption | None) -> AlreadyRedeemed:
+    if redemption is None:  # picked up without a redemption row (data from before the counter existed)
+        return AlreadyRedeemed(redeemed_at=order.closed_at, by="", store=order.pickup_store.name if
+                               order.pickup_store else "")
+    return AlreadyRedeemed(
+        redeemed_at=redemption.created_at, by=staff_name(redemption.cashier), store=redemption.store.name,
+        store_code=redemption.store.code,
+    )
+
+
+def pickup_refusal(*, order: Order, store: Store | None, now: datetime) -> PickupError | None:
+    """Why this order cannot be handed over at `store` now (None: it can). Picked-up orders are the
+    caller's to explain (AlreadyRedeemed needs the redemption)."""
+    if order.status in _REFUSALS:
+        return _REFUSALS[order.status]()
+    if order.status == O.EXPIRED or (order.pickup_deadline is not None and order.pickup_deadline < now):
+        # Past the deadline the sweep refunds it; until it runs, the counter must refuse it already.
+        return Expired(deadline=order.pickup_deadline)
+    if order.status not in REDEEMABLE:
+        return NotRedeemable()
+    if store is not None and order.pickup_store_id != store.pk:
+        return WrongStore(belongs_to=order.pickup_store.name, belongs_to_code=order.pickup_store.code)
+    return None
+
+
+def store_allowed_without_query(*, user: Any, store: Store) -> bool | None:
+    """True/False when the user's role decides alone; None for a cashier (their stores must be read)."""
+    if user.is_superuser:
+        return True
+    role = staff_role_of(user)
+    if role is None or role.role not in (MANAGER, CASHIER) or role.merchant_id != store.merchant_id:
+        return False
+    return True if role.role == MANAGER else None
+
+
+def order_for_cashier(*, code: str, cashier: Any, store: Store | None) -> Order:
+    """The order behind `code` as `cashier` may see it at `store` (any of theirs: None), or
+    StoreNotAllowed / UnknownCode. Another merchant's code is unknown, exactly like a made-up one."""
+    role = staff_role_of(cashier)
+    if store is None:
+        if not may_verify_pickups(cashier):
+            raise StoreNotAllowed()
+        order = order_for_counter(code=code, merchant_id=None if cashier.is_superuser else role.merchant_id)
+    else:
+        allowed = store_allowed_without_query(user=cashier, store=store)
+        if allowed is False:
+            raise StoreNotAllowed()
+        order = order_for_counter(
+            code=code, merchant_id=store.merchant_id, cashier_role_id=role.pk if allowed is None else None,
+            store_id=store.pk,
+        )
+        if allowed is None:
+            # A cashier: their stores were read with the order; without an order, read them now.
+            serves = order.cashier_serves_store if order is not None else role.stores.filter(pk=store.pk).exists()
+            if not serves:
+                raise StoreNotAllowed()
+    if order is None:
+        raise UnknownCode()
+    return order
+
+
+def pickup_lookup(*, code: str, cashier: Any, store: Store | None = None, now: datetime | None = None) -> Pickup:
+    """What the counter needs (order, items, masked phone, paid time, pickup store, deadline, status)
+    for a voucher `cashier` may verify, at `store` if given; or the PickupError that says why not.
+
+    `code` may be typed or scanned in any form `voucher_code_parse` reads. Three queries at most on the
+    way to an answer that the goods may be handed over, whatever the order holds.
+    """
+    now = now or timezone.now()
+    order = order_for_cashier(code=voucher_code_parse(code), cashier=cashier, store=store)
+    if order.status == O.PICKED_UP:
+        raise already_redeemed(order=order, redemption=redemption_standing(order_id=order.pk))
+    refusal = pickup_refusal(order=order, store=store, now=now)
+    if refusal is not None:
+        raise refusal
+    return Pickup(order=order, items=list(order.items.all()))
+
+
+def pickup_for_redemption(*, redemption: Redemption) -> Pickup:
+    """The order a redemption handed over, as the counter shows it afterwards."""
+    order = (
+        Order.objects.select_related("pickup_store", "member", "promotion", "merchant")
+        .prefetch_related(Prefetch("items", queryset=OrderItem.objects.select_related("product").order_by("id")))
+        .get(pk=redemption.order_id)
+    )
+    return Pickup(order=order, items=list(order.items.all()))
+
+
+def redemption_for_staff(*, pk: int, user: Any) -> Redemption | None:
+    """A redemption of a store where `user` verifies pickups (what the cashier page shows after a hand-over)."""
+    return (
+        Redemption.objects.filter(pk=pk, store__in=pickup_stores_for(user))
+        .select_related("cashier", "store", "merchant")
+        .first()
+    )
+
+
+def redemption_lines_of(items: list[OrderItem]) -> list[dict]:
+    """Every line in full: today's hand-over. A partial pickup will pass fewer lines or units."""
+    return [
+        {"item": item.pk, "product": item.product_id, "name": item.product.name, "quantity": item.quantity}
+        for item in items
+    ]
+
