@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from merchants.models import Merchant, Store
+from merchants.models import Store
 from o2o.tenancy import MANAGER, staff_role_of
 
 from ..models import Order, OrderEvent
@@ -44,8 +44,6 @@ from .selectors import (
 
 O = Order.Status  # noqa: E741 - reads as O.PAID, as in orders/lifecycle.py
 
-# How long a manager may void a redemption, until merchants set their own (Merchant.redemption_void_minutes).
-REDEMPTION_VOID_MINUTES_DEFAULT = 30
 # The order's status may move between our read and our UPDATE (paid -> ready for pickup): read again.
 _REDEEM_ATTEMPTS = 3
 _EVENT_CHANNEL = {Redemption.Channel.WEB: OrderEvent.Channel.WEB, Redemption.Channel.API: OrderEvent.Channel.API}
@@ -130,13 +128,8 @@ def order_completed(*, order: Order, channel: str, actor: Any, now: datetime) ->
     signals.order_completed.send(sender=Order, order=order, channel=channel, actor=actor, at=now)
 
 
-def redemption_void_minutes(merchant: Merchant) -> int:
-    """The merchant's void window; the default until Merchant has its own field."""
-    return getattr(merchant, "redemption_void_minutes", None) or REDEMPTION_VOID_MINUTES_DEFAULT
-
-
 def redemption_void_deadline(redemption: Redemption) -> datetime:
-    return redemption.created_at + timedelta(minutes=redemption_void_minutes(redemption.merchant))
+    return redemption.created_at + timedelta(minutes=redemption.merchant.redemption_void_minutes)
 
 
 def redemption_may_void(*, user: Any, redemption: Redemption) -> bool:
@@ -168,7 +161,7 @@ def redemption_void(
         if now > deadline:
             raise VoidWindowClosed(
                 _("Too late to void: redemptions can be voided for %(minutes)d minutes.")
-                % {"minutes": redemption_void_minutes(locked.merchant)},
+                % {"minutes": locked.merchant.redemption_void_minutes},
                 deadline=deadline.isoformat(),
             )
         restored = Order.objects.filter(pk=locked.order_id, status=O.PICKED_UP).update(
@@ -232,7 +225,6 @@ def pickup_idempotency_keys_prune(*, older_than: timedelta = timedelta(days=2), 
 
 __all__ = [
     "PickupError",
-    "REDEMPTION_VOID_MINUTES_DEFAULT",
     "order_completed",
     "pickup_answer_once",
     "pickup_idempotency_keys_prune",
@@ -240,5 +232,4 @@ __all__ = [
     "redemption_may_void",
     "redemption_void",
     "redemption_void_deadline",
-    "redemption_void_minutes",
 ]

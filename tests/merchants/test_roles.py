@@ -164,7 +164,10 @@ def _product_post(**fields) -> dict:
 def _change_post(demo, model: str, annex: Store) -> dict:
     side = demo.ours
     return {
-        "merchant": {"name": "Ours Renamed", "timezone": "Asia/Shanghai"},
+        "merchant": {
+            "name": "Ours Renamed", "timezone": "Asia/Shanghai", "unpaid_order_minutes": "15",
+            "redemption_void_minutes": "30",
+        },
         "store": {"name": "Ours Renamed", "code": side.store.code, "address": side.store.address, "is_active": "on"},
         # The cashier serves one more store.
         "staffrole": {"role": "cashier", "stores": [side.store.pk, annex.pk], "new_password": ""},
@@ -289,6 +292,8 @@ def test_manager_edits_own_merchant_profile_but_not_its_slug_currency_or_status(
             "is_active": "",
             "timezone": "Asia/Shanghai",
             "contact_name": "Ms Li",
+            "unpaid_order_minutes": "15",
+            "redemption_void_minutes": "30",
         },
     )
 

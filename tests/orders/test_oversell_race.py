@@ -2,13 +2,10 @@
 together by a barrier. SQLite serialises writers on one file lock, so these races only mean something
 on PostgreSQL (marker `services`)."""
 
-import threading
 from collections import Counter
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -18,33 +15,11 @@ from orders.lifecycle import HOLDS_STOCK
 from orders.models import Order, OrderEvent, Promotion
 from orders.services import order_mark_paid, order_place, orders_cancel_unpaid
 from tests.factories import MerchantFactory, StoreFactory, promotion
+from tests.races import race
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
-def race(count: int, attempt: Callable[[int], object]) -> list[object]:
-    """Run attempt(0..count-1) in `count` threads that start at the same instant; return each result
-    or the exception it raised."""
-    barrier = threading.Barrier(count)
-    results: list[object] = [None] * count
-
-    def run(i: int) -> None:
-        try:
-            connection.ensure_connection()  # connect before the barrier: the race is the orders, not the logins
-            barrier.wait(timeout=30)
-            results[i] = attempt(i)
-        except Exception as error:  # noqa: BLE001 - every outcome is inspected by the test
-            results[i] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a buyer hung (deadlock?)"
-    return results
 
 
 def outcomes(results: list[object]) -> Counter:

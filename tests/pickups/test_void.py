@@ -7,16 +7,19 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from merchants.models import Merchant
 from orders.models import Order, OrderEvent
 from orders.pickups.errors import AlreadyVoided, NotAManager, VoidRefused, VoidWindowClosed
 from orders.pickups.models import Redemption
-from orders.pickups.services import REDEMPTION_VOID_MINUTES_DEFAULT, pickup_redeem, redemption_void
+from orders.pickups.services import pickup_redeem, redemption_void
 from orders.pickups.signals import order_completion_voided
 from tests.factories import UserFactory
 
 from .conftest import signed_in
 
 OS = Order.Status
+# The Merchant field's default void window.
+REDEMPTION_VOID_MINUTES_DEFAULT = Merchant._meta.get_field("redemption_void_minutes").default
 
 
 def handed_over(shop, *, status=None, minutes_ago: float = 0) -> Redemption:
@@ -61,10 +64,9 @@ def test_void_after_the_window_is_refused(shop):
     assert Redemption.objects.get(pk=redemption.pk).voided_at is None
 
 
-def test_the_window_is_the_merchants_when_it_sets_one(shop, monkeypatch):
-    # Until Merchant has the field (see the report), the service reads it when present.
+def test_the_window_is_the_merchants_when_it_sets_one(shop):
     redemption = handed_over(shop, minutes_ago=5)
-    monkeypatch.setattr(type(shop.merchant), "redemption_void_minutes", 3, raising=False)
+    Merchant.objects.filter(pk=shop.merchant.pk).update(redemption_void_minutes=3)
     with pytest.raises(VoidWindowClosed):
         redemption_void(redemption=Redemption.objects.get(pk=redemption.pk), manager=shop.manager, reason="x")
 
