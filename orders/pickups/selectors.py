@@ -97,6 +97,13 @@ class Pickup:
         return self.order.status
 
 
+def _counter_orders() -> QuerySet[Order]:
+    """Orders with what the counter shows: store, member, promotion, merchant, items with products."""
+    return Order.objects.select_related("pickup_store", "member", "promotion", "merchant").prefetch_related(
+        Prefetch("items", queryset=OrderItem.objects.select_related("product").order_by("id"))
+    )
+
+
 def order_for_counter(*, code: str, merchant_id: int | None, cashier_role_id: int | None = None,
                       store_id: int | None = None) -> Order | None:
     """The pickup order with this (clean) code, of this merchant (any merchant: None), with its items.
@@ -107,7 +114,7 @@ def order_for_counter(*, code: str, merchant_id: int | None, cashier_role_id: in
     """
     if not voucher_code_is_wellformed(code):
         return None
-    orders = Order.objects.filter(pickup_code=code, fulfilment=Order.Fulfilment.PICKUP)
+    orders = _counter_orders().filter(pickup_code=code, fulfilment=Order.Fulfilment.PICKUP)
     if merchant_id is not None:
         orders = orders.filter(merchant_id=merchant_id)
     if cashier_role_id is not None:
@@ -116,11 +123,7 @@ def order_for_counter(*, code: str, merchant_id: int | None, cashier_role_id: in
                 StaffRole.stores.through.objects.filter(staffrole_id=cashier_role_id, store_id=store_id)
             )
         )
-    return (
-        orders.select_related("pickup_store", "member", "promotion", "merchant")
-        .prefetch_related(Prefetch("items", queryset=OrderItem.objects.select_related("product").order_by("id")))
-        .first()
-    )
+    return orders.first()
 
 
 def redemption_standing(*, order_id: int) -> Redemption | None:
@@ -217,11 +220,7 @@ def pickup_lookup(*, code: str, cashier: Any, store: Store | None = None, now: d
 
 def pickup_for_redemption(*, redemption: Redemption) -> Pickup:
     """The order a redemption handed over, as the counter shows it afterwards."""
-    order = (
-        Order.objects.select_related("pickup_store", "member", "promotion", "merchant")
-        .prefetch_related(Prefetch("items", queryset=OrderItem.objects.select_related("product").order_by("id")))
-        .get(pk=redemption.order_id)
-    )
+    order = _counter_orders().get(pk=redemption.order_id)
     return Pickup(order=order, items=list(order.items.all()))
 
 
