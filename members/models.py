@@ -11,6 +11,8 @@ class Member(models.Model):
     # E.164 ("+8613812345678"): one spelling per person, whatever the customer typed.
     phone = models.CharField(_("phone"), max_length=20)
     name = models.CharField(_("name"), max_length=80, blank=True)
+    # Optional: where e-mail notifications go (SMS goes to the phone).
+    email = models.EmailField(_("e-mail"), blank=True)
     marketing_consent = models.BooleanField(_("marketing consent"), default=False)
     created_at = models.DateTimeField(_("joined"), auto_now_add=True)
 

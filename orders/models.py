@@ -221,9 +221,21 @@ class Order(models.Model):
 
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
+    ready_at = models.DateTimeField(_("ready for pickup"), null=True, blank=True)
     closed_at = models.DateTimeField(
         _("closed"), null=True, blank=True, help_text=_("Cancelled, completed or expired.")
     )
+
+    # Express fulfilment: the parcel.
+    carrier = models.CharField(_("carrier"), max_length=40, blank=True)
+    tracking_number = models.CharField(_("tracking number"), max_length=64, blank=True)
+    shipped_at = models.DateTimeField(_("shipped"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+
+    # Set when something automatic could not finish (say, the refund of an expired pickup) and a person
+    # must look; cleared by staff.
+    needs_attention = models.BooleanField(_("needs attention"), default=False)
+    attention_note = models.CharField(_("attention note"), max_length=255, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -237,6 +249,13 @@ class Order(models.Model):
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["merchant", "status", "created_at"]),
             models.Index(fields=["member", "promotion"]),
+            # The overdue-pickup sweep: paid or ready orders past their deadline.
+            models.Index(fields=["status", "pickup_deadline"], name="order_status_deadline"),
+            # Staff's "needs attention" list stays small: index only those rows.
+            models.Index(
+                fields=["merchant", "created_at"], condition=models.Q(needs_attention=True),
+                name="order_needs_attention",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -248,10 +267,19 @@ class OrderItem(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
     product = models.ForeignKey("merchants.Product", on_delete=models.PROTECT, related_name="order_items")
     quantity = models.PositiveIntegerField(_("quantity"))
+    # Units given to the customer so far (partial pickups add up here, under the order's row lock); the
+    # Redemption rows are the audit trail of each part.
+    handed_over = models.PositiveIntegerField(_("handed over"), default=0)
 
     class Meta:
         verbose_name = _("order item")
         verbose_name_plural = _("order items")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(handed_over__lte=models.F("quantity")),
+                name="order_item_handed_over_at_most_quantity",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.quantity} × {self.product}"
