@@ -262,6 +262,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orders.tasks.pickup_idempotency_keys_prune",
         "schedule": timedelta(hours=6),
     },
+    # Expires paid pickups past their deadline and refunds them; a rerun refunds nothing twice.
+    "pickups-expire-overdue": {"task": "orders.tasks.pickups_expire_overdue", "schedule": timedelta(minutes=10)},
     "refunds-resume": {"task": "orders.payments.tasks.refunds_resume", "schedule": timedelta(minutes=5)},
     # Yesterday's settlement statements once providers publish them (WeChat Pay after 10:00, Alipay after
     # 09:00 Beijing time); also re-queues uploads stuck running. Idempotent.

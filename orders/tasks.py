@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import scan_buffer, services
+from . import fulfilment, scan_buffer, services
 from .payments import tasks as payment_tasks  # noqa: F401 - registers the payment tasks with Celery
 
 
@@ -14,6 +14,11 @@ def orders_cancel_unpaid() -> int:
 @shared_task(acks_late=True, time_limit=120)
 def promotions_advance() -> dict[str, int]:
     return services.promotions_advance()
+
+
+@shared_task(acks_late=True, time_limit=600)
+def pickups_expire_overdue() -> dict[str, int]:
+    return fulfilment.pickups_expire_overdue()
 
 
 @shared_task(acks_late=True, time_limit=60)
