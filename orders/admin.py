@@ -15,6 +15,7 @@ from o2o.pagination import CappedCountPaginator
 from o2o.tenancy import MANAGER, TenantAdmin, TenantTabularInline, scope_queryset
 
 from . import selectors, services
+from .fulfilment_admin import OrderFulfilmentAdminMixin
 from .models import Order, OrderEvent, OrderItem, Promotion, PromotionItem, Scan
 from .payments.admin import OrderRefundAdminMixin  # also registers the payments admins
 from .pickups.admin import RedemptionInline  # also registers the redemptions admin
@@ -254,7 +255,7 @@ class OrderEventInline(ReadOnlyInline):
 
 
 @admin.register(Order)
-class OrderAdmin(OrderRefundAdminMixin, TenantAdmin):
+class OrderAdmin(OrderFulfilmentAdminMixin, OrderRefundAdminMixin, TenantAdmin):
     role_permissions = {MANAGER: frozenset({"view"}), "analyst": frozenset({"view"})}
     inlines = [OrderItemInline, OrderEventInline, RedemptionInline]
     list_display = [

@@ -108,3 +108,51 @@ class OrderForm(forms.Form):
             if not cleaned.get("recipient_phone") and "recipient_phone" not in self.errors:
                 cleaned["recipient_phone"] = cleaned.get("phone", "")
         return cleaned
+
+
+# --------------------------------------------------------------------------- staff: express fulfilment
+
+# A shipments file is a few hundred KB for a busy day; anything much bigger is not one.
+MAX_SHIPMENTS_FILE_BYTES = 5 * 1024 * 1024
+
+
+class ShipForm(forms.Form):
+    """Mark one order shipped. The service validates both fields again; this form shows the choices."""
+
+    carrier = forms.ChoiceField(label=_("Carrier"))
+    tracking_number = forms.CharField(
+        label=_("Tracking number"), max_length=64,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}),
+        help_text=_("As printed on the waybill: letters and digits."),
+    )
+
+    def __init__(self, *args, **kwargs):
+        from .carriers import carrier_choices
+
+        super().__init__(*args, **kwargs)
+        self.fields["carrier"].choices = [("", "---------"), *carrier_choices()]
+
+
+class AttentionClearForm(forms.Form):
+    note = forms.CharField(
+        label=_("What was done"), max_length=200, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=_("Kept on the order and in its history, e.g. “refunded 39.60 by hand for the cup not picked up”."),
+    )
+
+
+class ShipmentImportForm(forms.Form):
+    file = forms.FileField(
+        label=_("Shipments file (CSV)"),
+        help_text=_("Columns order, carrier, tracking_number; UTF-8 or GBK, as Excel saves it."),
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size == 0:
+            raise forms.ValidationError(_("The file is empty."))
+        if upload.size > MAX_SHIPMENTS_FILE_BYTES:
+            raise forms.ValidationError(
+                _("The file is larger than %(mb)d MB; split it into smaller files.")
+                % {"mb": MAX_SHIPMENTS_FILE_BYTES // (1024 * 1024)}
+            )
+        return upload

@@ -262,7 +262,9 @@ def test_records_offer_no_bulk_delete_and_a_posted_one_deletes_nothing(client, d
     offered = _offered_actions(client, model)
     _act(client, model, "delete_selected", ROW[model](ours))
 
-    assert offered == set()
+    # Managers work orders through actions (ship, deliver: tests/orders/test_shipping_admin.py); none deletes.
+    assert "delete_selected" not in offered
+    assert offered == set() or (model, role) == ("order", "manager")
     assert type(ROW[model](ours)).objects.filter(pk=ROW[model](ours).pk).exists()
 
 
