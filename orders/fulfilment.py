@@ -281,6 +281,8 @@ def _shipments_apply(
         for _row, problem, _state in _rows_checked(rows, orders=orders, lock=False):
             if problem is not None:
                 result.add(problem)
+    # Parsing problems of a batch are found before its database ones: list them as the file reads.
+    result.problems.sort(key=lambda problem: problem.line_no)
     if not result.ok:
         return result
     if result.rows == 0:
