@@ -227,7 +227,7 @@ class OrderFulfilmentAdminMixin:
     def ship_view(self, request, object_id):
         order = self._order_to_act_on(request, object_id)
         initial = {"carrier": order.carrier, "tracking_number": order.tracking_number}
-        form = ShipForm(request.POST or None, initial=initial)
+        form = ShipForm(request.POST if request.method == "POST" else None, initial=initial)
         if request.method == "POST" and form.is_valid():
             try:
                 fulfilment.order_ship(
@@ -271,7 +271,7 @@ class OrderFulfilmentAdminMixin:
 
     def attention_view(self, request, object_id):
         order = self._order_to_act_on(request, object_id)
-        form = AttentionClearForm(request.POST or None)
+        form = AttentionClearForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             try:
                 fulfilment.order_attention_clear(order=order, actor=request.user, note=form.cleaned_data["note"])
@@ -289,7 +289,7 @@ class OrderFulfilmentAdminMixin:
     def import_view(self, request):
         if not self.has_fulfil_permission(request):
             raise PermissionDenied
-        form = ShipmentImportForm(request.POST or None, request.FILES or None)
+        form = ShipmentImportForm(*((request.POST, request.FILES) if request.method == "POST" else ()))
         result = None
         if request.method == "POST" and form.is_valid():
             result = fulfilment.shipments_import(
