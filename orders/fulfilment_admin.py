@@ -214,10 +214,12 @@ class OrderFulfilmentAdminMixin:
             raise PermissionDenied
         return order
 
-    def _page(self, request, order: Order, *, title: str, form, intro: str, submit: str, template="fulfil_form"):
+    def _page(self, request, order: Order, *, title: str, form, intro: str, submit: str, items=(),
+              template="fulfil_form"):
         context = {
             **self.admin_site.each_context(request), "opts": self.opts, "original": order, "order": order,
-            "title": title, "form": form, "intro": intro, "submit": submit, "has_view_permission": True,
+            "title": title, "form": form, "intro": intro, "submit": submit, "items": items,
+            "has_view_permission": True,
         }
         return TemplateResponse(request, f"admin/orders/order/{template}.html", context)
 
@@ -245,9 +247,10 @@ class OrderFulfilmentAdminMixin:
                 return self._back(order)
         return self._page(
             request, order, title=gettext("Ship order #%(order)s") % {"order": order.pk}, form=form,
-            intro=gettext("To %(name)s, %(address)s") % {"name": order.recipient_name,
-                                                          "address": order.shipping_address},
-            submit=gettext("Mark shipped"),
+            intro=gettext("To %(name)s, %(phone)s, %(address)s") % {
+                "name": order.recipient_name, "phone": order.recipient_phone, "address": order.shipping_address,
+            },
+            items=order.items.select_related("product").order_by("pk"), submit=gettext("Mark shipped"),
         )
 
     def deliver_view(self, request, object_id):

@@ -1,0 +1,108 @@
+"""Express orders in real headless Chromium: a manager ships an order from its admin page, uploads a
+shipments file with mistakes and sees each one by line, then the customer's phone shows the parcel."""
+
+import re
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+from playwright.sync_api import Browser, Page, expect
+
+from orders.models import Order
+from tests.orders.fulfilment_world import fulfilment_shop
+
+SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
+DESK = {"viewport": {"width": 1280, "height": 900}, "locale": "en-US"}
+PASSWORD = "correct-horse-battery"
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def lotus(settings, live_server):
+    settings.SITE_URL = live_server.url
+    return fulfilment_shop("lotus")
+
+
+def admin_page(browser: Browser, live_server, username: str) -> Page:
+    page = browser.new_context(**DESK).new_page()
+    page.goto(f"{live_server.url}/admin/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name=re.compile("Log in", re.I)).click()
+    page.wait_for_url(re.compile(r"/admin/$"))
+    return page
+
+
+def test_a_manager_ships_an_order_and_the_customer_sees_the_parcel_on_the_phone(browser: Browser, live_server, lotus):
+    order = lotus.order()
+    page = admin_page(browser, live_server, "lotus_manager")
+
+    page.goto(live_server.url + reverse("admin:orders_order_change", args=[order.pk]))
+    page.locator("#order-ship").click()
+    expect(page.locator("#parcel-items")).to_contain_text("1")
+    page.get_by_label("Carrier").select_option("SF")
+    page.get_by_label("Tracking number").fill("sf 1234")  # a slip: a space in it
+    shot(page, "express-1a-admin-ship-form")
+    page.get_by_role("button", name="Mark shipped").click()
+    expect(page.locator(".errorlist")).to_contain_text("letters, digits and inner hyphens")
+    assert Order.objects.get(pk=order.pk).status == Order.Status.PAID
+    shot(page, "express-1b-admin-ship-form-error")
+    page.get_by_label("Tracking number").fill("sf1234567890123")
+    page.get_by_role("button", name="Mark shipped").click()
+    expect(page.locator(".messagelist")).to_contain_text(f"Order #{order.pk} shipped with SF Express SF1234567890123.")
+    assert Order.objects.get(pk=order.pk).status == Order.Status.SHIPPED
+
+    phone = browser.new_context(**PHONE, locale="en-US").new_page()
+    phone.goto(live_server.url + reverse("orders:order", args=[order.token]))
+    expect(phone.locator(".banner")).to_have_text("On its way.")
+    expect(phone.locator("#shipping")).to_contain_text("SF Express")
+    expect(phone.locator("#tracking-number")).to_have_text("SF1234567890123")
+    overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the order page is {overflow}px wider than the phone"
+    shot(phone, "express-3-customer-order-shipped")
+
+    page.goto(live_server.url + reverse("admin:orders_order_change", args=[order.pk]))
+    page.locator("#order-deliver").click()
+    page.get_by_role("button", name="Mark delivered").click()
+    phone.reload()
+    expect(phone.locator(".banner")).to_have_text("Completed. Enjoy!")
+    expect(phone.locator("#shipping")).to_contain_text("Delivered")
+    shot(phone, "express-4-customer-order-delivered")
+
+
+def test_a_shipments_file_with_mistakes_lists_them_by_line_and_imports_nothing(
+    browser: Browser, live_server, lotus, tmp_path
+):
+    a, b, pickup = lotus.order(), lotus.order(), lotus.order(fulfilment="pickup")
+    bad = tmp_path / "shipments.csv"
+    bad.write_text(
+        "order,carrier,tracking_number\n"
+        f"{a.pk},SF,SF1234567890123\n"
+        f"{b.pk},DHL,JD0001\n"
+        f"{pickup.pk},ZTO,773012345678901\n"
+        "99999,顺丰,SF1234567890124\n",
+        encoding="utf-8",
+    )
+    page = admin_page(browser, live_server, "lotus_manager")
+
+    page.goto(live_server.url + reverse("admin:orders_order_changelist"))
+    page.locator("#import-shipments").click()
+    page.get_by_label("Shipments file (CSV)").set_input_files(str(bad))
+    page.get_by_role("button", name="Check and import").click()
+
+    expect(page.locator("#import-refused")).to_contain_text("The file has 3 problems. Nothing was imported")
+    rows = page.locator("#import-problems tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0)).to_contain_text("Unknown carrier “DHL”")
+    expect(rows.nth(1)).to_contain_text(f"Order #{pickup.pk} is for pickup in store")
+    expect(rows.nth(2)).to_contain_text("Unknown order #99999.")
+    shot(page, "express-2-admin-import-errors")
+    assert set(Order.objects.filter(pk__in=[a.pk, b.pk]).values_list("status", flat=True)) == {Order.Status.PAID}
