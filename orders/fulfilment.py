@@ -326,7 +326,9 @@ def _rows_checked(
     (pk, merchant, status, ...) as read. One query per batch."""
     found = orders.filter(pk__in={row.order_id for row in rows})
     if lock:
-        # In primary-key order, as every other batch writer locks them: two imports never deadlock.
+        # In primary-key order within the batch, as the sweeps lock theirs. (Two imports of files longer than
+        # one batch that name the same orders in crossing orders could still deadlock; PostgreSQL then
+        # aborts one of them whole, nothing of it applied, and its user uploads again.)
         found = found.select_for_update(of=("self",)).order_by("pk")
     states = {values[0]: values for values in found.values_list(*_CHECK_FIELDS)}
     checked = []

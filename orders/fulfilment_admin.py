@@ -90,6 +90,10 @@ class OrderFulfilmentAdminMixin:
         shippable = queryset.filter(fulfilment=Order.Fulfilment.EXPRESS, status=O.PAID)
         chosen = list(shippable.order_by("pk")[: fulfilment.BATCH])
         skipped = queryset.count() - len(chosen)
+        if not chosen:
+            self.message_user(request, gettext("None of the selected orders is a paid express order."),
+                              messages.WARNING)
+            return None
         rows = [_typed_row(request.POST, index, order) for index, order in enumerate(chosen, start=1)]
         problems: dict[int, list[str]] = {}
         if "apply" in request.POST:

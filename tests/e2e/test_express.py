@@ -70,6 +70,11 @@ def test_a_manager_ships_an_order_and_the_customer_sees_the_parcel_on_the_phone(
     shot(phone, "express-3-customer-order-shipped")
 
     page.goto(live_server.url + reverse("admin:orders_order_change", args=[order.pk]))
+    shipping = page.get_by_role("group", name="Shipping")
+    expect(shipping).to_contain_text("SF Express (SF)")
+    expect(shipping).to_contain_text("SF1234567890123")
+    shipping.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "express-5-admin-order-shipping.png"))
     page.locator("#order-deliver").click()
     page.get_by_role("button", name="Mark delivered").click()
     phone.reload()
