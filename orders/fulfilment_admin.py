@@ -71,9 +71,14 @@ class OrderFulfilmentAdminMixin:
     def get_list_display(self, request):
         return [*super().get_list_display(request), "attention_flag"]
 
-    @admin.display(description=_("attention"), boolean=True, ordering="needs_attention")
-    def attention_flag(self, obj: Order) -> bool | None:
-        return True if obj.needs_attention else None
+    @admin.display(description=_("attention"), ordering="needs_attention")
+    def attention_flag(self, obj: Order):
+        # Only flagged rows say anything: a column of green ticks would hide the few that matter.
+        if not obj.needs_attention:
+            return ""
+        return format_html(
+            '<b style="color:#b35c00" title="{}">⚠ {}</b>', obj.attention_note, gettext("needs attention")
+        )
 
     def get_actions(self, request):
         actions = super().get_actions(request)

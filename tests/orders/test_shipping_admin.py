@@ -66,11 +66,25 @@ def test_a_manager_ships_an_order_from_its_page_with_carrier_and_tracking_number
     form = client.get(url("ship", order.pk))
     done = client.post(url("ship", order.pk), {"carrier": "SF", "tracking_number": " sf123456789012 "}, follow=True)
 
+    assert 'class="fieldset-heading">Shipping</h2>' in page
     assert f'href="{url("ship", order.pk)}"' in page and "Mark shipped" in page
     assert form.status_code == 200 and "SF Express (SF)" in form.content.decode()
     assert state(order) == (O.SHIPPED, "SF", "SF123456789012")
     assert f"Order #{order.pk} shipped with SF Express SF123456789012." in done.content.decode()
     assert OrderEvent.objects.get(order=order, to_status=O.SHIPPED).actor == lotus.manager
+
+
+def test_a_pickup_order_has_no_shipping_block_and_cannot_be_shipped_by_url(lotus):
+    order, client = lotus.order(fulfilment="pickup"), signed_in(lotus.manager)
+
+    page = client.get(url("change", order.pk)).content.decode()
+    answer = client.post(url("ship", order.pk), {"carrier": "SF", "tracking_number": "SF123456789012"})
+
+    assert 'class="fieldset-heading">Shipping</h2>' not in page and url("ship", order.pk) not in page
+    assert answer.context["form"].non_field_errors() == [
+        f"Order #{order.pk} is for pickup in store, not express delivery."
+    ]
+    assert state(order) == (O.PAID, "", "")
 
 
 def test_a_bad_tracking_number_is_shown_at_its_field_and_changes_nothing(lotus):
@@ -264,6 +278,7 @@ def test_the_needs_attention_filter_lists_our_flagged_orders_only(lotus, rival, 
 
     shown = [row.pk for row in listing.context["cl"].result_list]
     assert shown == [ours.pk]
+    assert listing.content.decode().count("⚠ needs attention") == 1
     assert theirs.pk not in shown and calm.pk not in shown
     assert rival.merchant.name not in listing.content.decode()
     # The positive control: the platform superuser, who sees every merchant, finds both with the same filter.
