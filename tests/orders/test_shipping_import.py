@@ -216,3 +216,12 @@ def test_the_import_is_set_based_the_queries_do_not_grow_with_the_lines(lotus):
 
     # check (1 read), apply (savepoint, locked read, one UPDATE, one INSERT of events, release)
     assert len(big.captured_queries) == len(small.captured_queries) == 6
+
+
+def test_a_file_full_of_mistakes_counts_them_all_and_lists_the_first_two_hundred_in_file_order(lotus):
+    lines = ["order,carrier,tracking_number"] + [f"{n},SF,X" for n in range(1, 251)]
+
+    result = run(lotus, csv(*lines))
+
+    assert result.problem_count == 250 and len(result.problems) == 200
+    assert [p.line_no for p in result.problems] == list(range(2, 202))
