@@ -263,14 +263,14 @@ def _shipments_apply(
     result = ShipmentImport()
     seen: dict[int, tuple[int, str, str]] = {}  # order -> (line, carrier, number): the file agrees with itself
     for batch in _batches(read(), BATCH):
-        rows = []
+        rows, found = [], []
         for item in batch:
             if isinstance(item, ShipmentProblem):
-                result.add(item)
+                found.append(item)
                 continue
             earlier = seen.setdefault(item.order_id, (item.line_no, item.carrier, item.tracking_number))
             if earlier[0] != item.line_no and earlier[1:] != (item.carrier, item.tracking_number):
-                result.add(ShipmentProblem(
+                found.append(ShipmentProblem(
                     item.line_no, "tracking_number",
                     _("Order #%(order)s is also on line %(line)d with another carrier or tracking number.")
                     % {"order": item.order_id, "line": earlier[0]},
@@ -278,11 +278,10 @@ def _shipments_apply(
                 continue
             rows.append(item)
         result.rows += len(rows)
-        for _row, problem, _state in _rows_checked(rows, orders=orders, lock=False):
-            if problem is not None:
-                result.add(problem)
-    # Parsing problems of a batch are found before its database ones: list them as the file reads.
-    result.problems.sort(key=lambda problem: problem.line_no)
+        found += [problem for _row, problem, _state in _rows_checked(rows, orders=orders, lock=False) if problem]
+        # A batch's parsing problems are found before its database ones: list them as the file reads.
+        for problem in sorted(found, key=lambda problem: problem.line_no):
+            result.add(problem)
     if not result.ok:
         return result
     if result.rows == 0:
