@@ -206,6 +206,18 @@ def test_a_customer_sees_the_expiry_and_the_refund_on_the_order_page(lotus, clie
     assert order.pickup_code not in page.content.decode()  # no voucher to show any more
 
 
+def test_a_customer_whose_refund_failed_is_not_told_it_is_refunded(lotus, client):
+    order = overdue(lotus.order(fulfilment="pickup"))
+    SandboxTrade.objects.filter(out_trade_no=lotus.payment(order).out_trade_no).update(
+        refunded_minor=F("amount_minor")
+    )
+    pickups_expire_overdue()
+
+    page = client.get(reverse("orders:order", args=[order.token])).content.decode()
+
+    assert "Not picked up in time; the payment will be refunded." in page and "is refunded" not in page
+
+
 def test_beat_runs_the_sweep_every_ten_minutes_through_a_registered_task(lotus):
     order = overdue(lotus.order(fulfilment="pickup"))
     entry = settings.CELERY_BEAT_SCHEDULE["pickups-expire-overdue"]
