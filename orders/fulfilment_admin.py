@@ -69,7 +69,10 @@ class OrderFulfilmentAdminMixin:
         return [*super().get_list_filter(request), NeedsAttentionFilter]
 
     def get_list_display(self, request):
-        return [*super().get_list_display(request), "attention_flag"]
+        # Beside the status, where the eye already is; the list is wider than a laptop screen.
+        display = list(super().get_list_display(request))
+        at = display.index("status") + 1 if "status" in display else len(display)
+        return [*display[:at], "attention_flag", *display[at:]]
 
     @admin.display(description=_("attention"), ordering="needs_attention")
     def attention_flag(self, obj: Order):

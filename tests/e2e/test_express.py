@@ -2,14 +2,19 @@
 shipments file with mistakes and sees each one by line, then the customer's phone shows the parcel."""
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db.models import F
 from django.urls import reverse
+from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
+from orders.fulfilment import pickups_expire_overdue
 from orders.models import Order
+from orders.payments.models import SandboxTrade
 from tests.orders.fulfilment_world import fulfilment_shop
 
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
@@ -111,3 +116,56 @@ def test_a_shipments_file_with_mistakes_lists_them_by_line_and_imports_nothing(
     expect(rows.nth(2)).to_contain_text("Unknown order #99999.")
     shot(page, "express-2-admin-import-errors")
     assert set(Order.objects.filter(pk__in=[a.pk, b.pk]).values_list("status", flat=True)) == {Order.Status.PAID}
+
+
+def test_a_manager_ships_two_selected_orders_from_the_list(browser: Browser, live_server, lotus):
+    a, b = lotus.order(), lotus.order()
+    page = admin_page(browser, live_server, "lotus_manager")
+
+    page.goto(live_server.url + reverse("admin:orders_order_changelist"))
+    page.locator(f"input[name=_selected_action][value='{a.pk}']").check()
+    page.locator(f"input[name=_selected_action][value='{b.pk}']").check()
+    page.locator("select[name=action]").select_option("ship_selected")
+    page.get_by_role("button", name="Go").click()
+    page.locator(f"select[name=carrier-{a.pk}]").select_option("SF")
+    page.locator(f"input[name=tracking-{a.pk}]").fill("SF1234567890123")
+    page.locator(f"select[name=carrier-{b.pk}]").select_option("ZTO")
+    page.locator(f"input[name=tracking-{b.pk}]").fill("7730 1234")  # a slip
+    page.get_by_role("button", name="Mark shipped").click()
+    expect(page.locator("#ship-selected .errorlist")).to_contain_text("letters, digits and inner hyphens")
+    shot(page, "express-6-admin-ship-selected-error")
+    assert set(Order.objects.filter(pk__in=[a.pk, b.pk]).values_list("status", flat=True)) == {Order.Status.PAID}
+
+    page.locator(f"input[name=tracking-{b.pk}]").fill("773012345678901")
+    page.get_by_role("button", name="Mark shipped").click()
+    expect(page.locator(".messagelist")).to_contain_text("2 orders marked shipped.")
+    assert set(Order.objects.filter(pk__in=[a.pk, b.pk]).values_list("status", flat=True)) == {Order.Status.SHIPPED}
+
+
+def test_a_manager_finds_a_failed_refund_on_the_needs_attention_list_and_clears_it(
+    browser: Browser, live_server, lotus
+):
+    order = lotus.order(fulfilment="pickup")
+    lotus.order(fulfilment="pickup")  # a calm one, not on the list
+    Order.objects.filter(pk=order.pk).update(pickup_deadline=timezone.now() - timedelta(minutes=5))
+    SandboxTrade.objects.filter(out_trade_no=lotus.payment(order).out_trade_no).update(
+        refunded_minor=F("amount_minor")
+    )
+    pickups_expire_overdue()
+    page = admin_page(browser, live_server, "lotus_manager")
+
+    page.goto(live_server.url + reverse("admin:orders_order_changelist"))
+    page.locator("#changelist-filter").get_by_role("link", name="Needs attention", exact=True).click()
+    expect(page.locator("#result_list tbody tr")).to_have_count(1)
+    expect(page.locator("#result_list tbody tr")).to_contain_text("⚠ needs attention")
+    shot(page, "overdue-1-admin-needs-attention-list")
+    page.locator("#result_list tbody tr th a").click()
+    expect(page.get_by_role("group", name="Needs attention")).to_contain_text(
+        "The provider refused the automatic refund"
+    )
+    page.locator("#order-attention-clear").click()
+    page.get_by_label("What was done").fill("Refunded 99.00 by bank transfer; provider ticket 4411")
+    page.get_by_role("button", name="Clear the flag").click()
+
+    expect(page.locator(".messagelist")).to_contain_text(f"Order #{order.pk} is off the needs-attention list.")
+    assert not Order.objects.get(pk=order.pk).needs_attention
