@@ -36,8 +36,23 @@ def lotus(settings, live_server):
     return fulfilment_shop("lotus")
 
 
-def admin_page(browser: Browser, live_server, username: str) -> Page:
-    page = browser.new_context(**DESK).new_page()
+@pytest.fixture
+def contexts(browser: Browser, live_server):
+    """New browser contexts (a desk and a phone in one test), closed before the live server stops: an open
+    keep-alive connection to a stopped server ends in a thread error on its way out."""
+    opened = []
+
+    def new(**options):
+        opened.append(browser.new_context(**options))
+        return opened[-1]
+
+    yield new
+    for context in opened:
+        context.close()
+
+
+def admin_page(contexts, live_server, username: str) -> Page:
+    page = contexts(**DESK).new_page()
     page.goto(f"{live_server.url}/admin/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
@@ -46,9 +61,9 @@ def admin_page(browser: Browser, live_server, username: str) -> Page:
     return page
 
 
-def test_a_manager_ships_an_order_and_the_customer_sees_the_parcel_on_the_phone(browser: Browser, live_server, lotus):
+def test_a_manager_ships_an_order_and_the_customer_sees_the_parcel_on_the_phone(contexts, live_server, lotus):
     order = lotus.order()
-    page = admin_page(browser, live_server, "lotus_manager")
+    page = admin_page(contexts, live_server, "lotus_manager")
 
     page.goto(live_server.url + reverse("admin:orders_order_change", args=[order.pk]))
     page.locator("#order-ship").click()
@@ -65,7 +80,7 @@ def test_a_manager_ships_an_order_and_the_customer_sees_the_parcel_on_the_phone(
     expect(page.locator(".messagelist")).to_contain_text(f"Order #{order.pk} shipped with SF Express SF1234567890123.")
     assert Order.objects.get(pk=order.pk).status == Order.Status.SHIPPED
 
-    phone = browser.new_context(**PHONE, locale="en-US").new_page()
+    phone = contexts(**PHONE, locale="en-US").new_page()
     phone.goto(live_server.url + reverse("orders:order", args=[order.token]))
     expect(phone.locator(".banner")).to_have_text("On its way.")
     expect(phone.locator("#shipping")).to_contain_text("SF Express")
@@ -89,7 +104,7 @@ def test_a_manager_ships_an_order_and_the_customer_sees_the_parcel_on_the_phone(
 
 
 def test_a_shipments_file_with_mistakes_lists_them_by_line_and_imports_nothing(
-    browser: Browser, live_server, lotus, tmp_path
+    contexts, live_server, lotus, tmp_path
 ):
     a, b, pickup = lotus.order(), lotus.order(), lotus.order(fulfilment="pickup")
     bad = tmp_path / "shipments.csv"
@@ -101,7 +116,7 @@ def test_a_shipments_file_with_mistakes_lists_them_by_line_and_imports_nothing(
         "99999,顺丰,SF1234567890124\n",
         encoding="utf-8",
     )
-    page = admin_page(browser, live_server, "lotus_manager")
+    page = admin_page(contexts, live_server, "lotus_manager")
 
     page.goto(live_server.url + reverse("admin:orders_order_changelist"))
     page.locator("#import-shipments").click()
@@ -118,9 +133,9 @@ def test_a_shipments_file_with_mistakes_lists_them_by_line_and_imports_nothing(
     assert set(Order.objects.filter(pk__in=[a.pk, b.pk]).values_list("status", flat=True)) == {Order.Status.PAID}
 
 
-def test_a_manager_ships_two_selected_orders_from_the_list(browser: Browser, live_server, lotus):
+def test_a_manager_ships_two_selected_orders_from_the_list(contexts, live_server, lotus):
     a, b = lotus.order(), lotus.order()
-    page = admin_page(browser, live_server, "lotus_manager")
+    page = admin_page(contexts, live_server, "lotus_manager")
 
     page.goto(live_server.url + reverse("admin:orders_order_changelist"))
     page.locator(f"input[name=_selected_action][value='{a.pk}']").check()
@@ -143,7 +158,7 @@ def test_a_manager_ships_two_selected_orders_from_the_list(browser: Browser, liv
 
 
 def test_a_manager_finds_a_failed_refund_on_the_needs_attention_list_and_clears_it(
-    browser: Browser, live_server, lotus
+    contexts, live_server, lotus
 ):
     order = lotus.order(fulfilment="pickup")
     lotus.order(fulfilment="pickup")  # a calm one, not on the list
@@ -152,7 +167,7 @@ def test_a_manager_finds_a_failed_refund_on_the_needs_attention_list_and_clears_
         refunded_minor=F("amount_minor")
     )
     pickups_expire_overdue()
-    page = admin_page(browser, live_server, "lotus_manager")
+    page = admin_page(contexts, live_server, "lotus_manager")
 
     page.goto(live_server.url + reverse("admin:orders_order_changelist"))
     page.locator("#changelist-filter").get_by_role("link", name="Needs attention", exact=True).click()
