@@ -97,7 +97,9 @@ class OrderFulfilmentAdminMixin:
         # Only paid express orders can be shipped; the others selected are named on the page and left alone.
         shippable = queryset.filter(fulfilment=Order.Fulfilment.EXPRESS, status=O.PAID)
         chosen = list(shippable.order_by("pk")[: fulfilment.BATCH])
-        skipped = queryset.count() - len(chosen)
+        skipped = queryset.count() - shippable.count()
+        # One page of rows to type into; more than that is what the import is for.
+        beyond = shippable.count() - len(chosen) if len(chosen) == fulfilment.BATCH else 0
         if not chosen:
             self.message_user(request, gettext("None of the selected orders is a paid express order."),
                               messages.WARNING)
@@ -124,7 +126,7 @@ class OrderFulfilmentAdminMixin:
                 for index, order in enumerate(chosen, start=1)
             ],
             "carriers": ShipForm().fields["carrier"].choices,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME, "skipped": skipped,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME, "skipped": skipped, "beyond": beyond,
         }
         return TemplateResponse(request, "admin/orders/order/ship_selected.html", context)
 

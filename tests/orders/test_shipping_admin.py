@@ -303,3 +303,14 @@ def test_a_manager_clears_the_flag_with_a_note_kept_on_the_order_and_in_its_hist
                                      actor=lotus.manager).exists()
     cleared = client.get(url("changelist") + "?attention=cleared")
     assert [row.pk for row in cleared.context["cl"].result_list] == [order.pk]
+
+
+def test_ship_selected_shows_one_batch_and_says_how_many_more_wait(lotus, monkeypatch):
+    monkeypatch.setattr("orders.fulfilment.BATCH", 2)
+    orders, client = [lotus.order() for _ in range(3)], signed_in(lotus.manager)
+
+    asked = client.post(url("changelist"), {"action": "ship_selected", "_selected_action": [o.pk for o in orders]})
+
+    assert [line["order"] for line in asked.context["lines"]] == orders[:2]
+    assert "1 more selected order is not shown" in asked.content.decode()
+    assert "not a paid express order" not in asked.content.decode()
