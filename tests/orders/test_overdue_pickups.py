@@ -18,6 +18,7 @@ from orders.models import Order, OrderEvent, OrderItem, Payment, Refund
 from orders.payments.models import SandboxTrade
 from orders.payments.providers.base import ProviderError
 from orders.payments.providers.sandbox import SandboxProvider
+from orders.payments.services import OverRefund, refund_create
 from orders.pickups.errors import Expired
 from orders.pickups.services import pickup_redeem
 from orders.services import order_mark_paid
@@ -84,6 +85,9 @@ def test_a_second_run_refunds_nothing_twice(lotus):
     assert counts == dict.fromkeys(counts, 0)
     assert Refund.objects.filter(order=order).count() == 1 and OrderEvent.objects.count() == events
     assert trade_of(lotus.payment(order)).refunded_minor == 9900
+    # And the refund service itself would refuse a second one: it caps at what was paid.
+    with pytest.raises(OverRefund, match="Nothing is left to refund"):
+        refund_create(order=order, reason="again", requested_by=None)
 
 
 def test_orders_within_their_deadline_picked_up_express_or_unpaid_are_left_alone(lotus):
