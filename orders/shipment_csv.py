@@ -88,7 +88,11 @@ def shipment_lines(stream: BinaryIO, *, max_rows: int = MAX_ROWS) -> Iterator[Sh
             continue  # blank (spreadsheets leave ",,," lines at the end)
         if columns is None:
             delimiter = next((d for d in _DELIMITERS if d in text), ",")
-            cells = _cells(text, delimiter)
+            try:
+                cells = _cells(text, delimiter)
+            except csv.Error:
+                yield ShipmentProblem(line_no, "", _("The header line is not valid CSV (a quote is not closed?)."))
+                return
             columns, problem = _header(cells, line_no)
             if problem:
                 yield problem
