@@ -176,22 +176,36 @@ def throwaway_database(kind: str):
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return
-    import psycopg
     from psycopg import sql
 
     parts = urlsplit(os.environ["DATABASE_URL"])
     name = f"{parts.path.lstrip('/') or 'o2o'}_bench"
     admin_url = urlunsplit(parts._replace(path="/postgres"))
     folder = Path(tempfile.mkdtemp(prefix="o2o-bench-"))
-    with psycopg.connect(admin_url, autocommit=True) as admin:
+    with _admin_connection(admin_url) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         yield urlunsplit(parts._replace(path=f"/{name}")), folder
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
+        with _admin_connection(admin_url) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _admin_connection(url: str, *, patience: float = 120):
+    """An autocommit connection to the server's `postgres` database. A shared server may be full for a while
+    (a test suite's 100-way race): wait for a free slot instead of losing the run."""
+    import psycopg
+
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return psycopg.connect(url, autocommit=True)
+        except psycopg.OperationalError as error:
+            if "too many clients" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(2)
 
 
 def databases_for(choice: str) -> list[str]:
