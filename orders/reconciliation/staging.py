@@ -104,7 +104,7 @@ def _rows(lines: Iterable[StatementLine], staged: StagedStatement):
             and type(amount) is int
             and type(fee) is int
             and 0 <= amount < MAX_MINOR
-            and -MAX_MINOR < fee < MAX_MINOR
+            and 0 <= fee < MAX_MINOR
             and len(out_trade_no) <= MAX_NUMBER_LENGTH
             and len(provider_trade_no) <= MAX_NUMBER_LENGTH
             and len(out_refund_no) <= MAX_NUMBER_LENGTH
@@ -113,13 +113,15 @@ def _rows(lines: Iterable[StatementLine], staged: StagedStatement):
         ):
             _refuse(line)
         staged.lines += 1
-        staged.fees_minor += fee
+        # Fees are never negative (see StatementLine): charged on a trade, handed back with a refund.
         if kind == TRADE:
             staged.trade_count += 1
             staged.trades_minor += amount
+            staged.fees_minor += fee
         else:
             staged.refund_count += 1
             staged.refunds_minor += amount
+            staged.fees_minor -= fee
         if not staged.currency:
             staged.currency = line.currency
         yield (
@@ -133,8 +135,9 @@ def _refuse(line: StatementLine) -> None:
         why = f"unknown kind {line.kind!r}"
     elif type(line.amount_minor) is not int or not 0 <= line.amount_minor < MAX_MINOR:
         why = f"amount {line.amount_minor!r} is not a whole number of minor units in range"
-    elif type(line.fee_minor) is not int or not -MAX_MINOR < line.fee_minor < MAX_MINOR:
-        why = f"fee {line.fee_minor!r} is not a whole number of minor units in range"
+    elif type(line.fee_minor) is not int or not 0 <= line.fee_minor < MAX_MINOR:
+        # Never negative: the kind says whether the fee was charged or handed back.
+        why = f"fee {line.fee_minor!r} is not a whole number of minor units in range, zero or more"
     elif len(line.currency) != 3:
         why = f"currency {line.currency!r} is not a currency code"
     elif line.occurred_at is not None and line.occurred_at.tzinfo is None:

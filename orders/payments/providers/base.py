@@ -80,8 +80,13 @@ class RefundResult:
 
 @dataclass(frozen=True)
 class StatementLine:
-    """One transaction of a settlement statement. `kind` is "trade" or "refund"; amounts in minor units,
-    refunds positive (the kind says the direction)."""
+    """One transaction of a settlement statement. `kind` is "trade" or "refund".
+
+    Amounts and fees are in minor units and never negative: the kind says the direction. A trade's
+    fee is what the provider charged on it; a refund's fee is what the provider handed back with it
+    (WeChat Pay writes it negative, Alipay in a column of its own). Every parser gives fees this way,
+    so a day's fees are the trades' fees less the refunds' (reconciliation's staging sums them so).
+    """
 
     line_no: int
     kind: str

@@ -104,10 +104,13 @@ def column_index(
     return found
 
 
-def amount_minor(text: str, *, line_no: int, column: str, currency: str = "CNY") -> int:
+def amount_minor(
+    text: str, *, line_no: int, column: str, currency: str = "CNY", places: int | None = None
+) -> int:
     """An amount in yuan as a bill writes it ("12.30", "-10.00") in exact minor units (1230, -1000);
-    more precision than the currency has ("12.301") is an error."""
-    return _minor(text, line_no=line_no, column=column, currency=currency, round_half_up=False)
+    more precision than the currency has ("12.301") is an error. `places` counts in finer units
+    instead (5: hundred-thousandths, as WeChat Pay writes fees)."""
+    return _minor(text, line_no=line_no, column=column, currency=currency, round_half_up=False, places=places)
 
 
 def fee_minor(text: str, *, line_no: int, column: str, currency: str = "CNY") -> int:
@@ -118,17 +121,20 @@ def fee_minor(text: str, *, line_no: int, column: str, currency: str = "CNY") ->
     return _minor(text, line_no=line_no, column=column, currency=currency, round_half_up=True)
 
 
-def _minor(text: str, *, line_no: int, column: str, currency: str, round_half_up: bool) -> int:
+def _minor(
+    text: str, *, line_no: int, column: str, currency: str, round_half_up: bool, places: int | None = None
+) -> int:
     # The same conversion as o2o.money.money_to_minor(Decimal(text)) (money_quantize's half-up for
     # fees), done on the digits: a statement holds millions of amounts, and Decimal arithmetic per
     # cell was most of the parsing time. tests/payments/test_statements.py holds the two equal.
     match = _AMOUNT.fullmatch(text)
     if match is None:
         raise StatementError(f"{column} {text!r} is not an amount", line_no=line_no)
-    try:
-        places = minor_unit_exponent(currency)
-    except MoneyError as error:
-        raise StatementError(f"{column}: {error}", line_no=line_no) from None
+    if places is None:
+        try:
+            places = minor_unit_exponent(currency)
+        except MoneyError as error:
+            raise StatementError(f"{column}: {error}", line_no=line_no) from None
     sign, whole, fraction = match.groups()
     if fraction is not None and len(fraction) == places:  # "12.30": the common case, fewest steps
         return -int(whole + fraction) if sign == "-" else int(whole + fraction)

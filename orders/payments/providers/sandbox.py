@@ -2,7 +2,7 @@
 
 Our side (`SandboxProvider`) talks to it exactly as to Alipay or WeChat Pay: checkout sends the
 customer to its pay page, its notifications are verified before anything trusts them, queries
-and refunds go to its ledger, and its daily statement is read like WeChat Pay's trade bill.
+and refunds go to its ledger, and its daily statement is WeChat Pay's trade bill, read by WeChat Pay's reader.
 
 The provider's side (the ledger in SandboxTrade/SandboxRefund, `sandbox_trade_pay`,
 `sandbox_notification_send`, `sandbox_statement`) stands in for the provider's servers. Nothing
@@ -15,10 +15,8 @@ notification cannot be made fresh again, and one older than five minutes is refu
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
-import io
 import json
 import logging
 import secrets
@@ -28,7 +26,6 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
-from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -49,9 +46,9 @@ from .base import (
     NotifyAnswer,
     PaymentProvider,
     RefundResult,
-    StatementError,
     StatementLine,
 )
+from .wechatpay import tradebill_lines
 
 if TYPE_CHECKING:
     from merchants.models import Merchant
@@ -200,7 +197,9 @@ class SandboxProvider(PaymentProvider):
         return RefundResult(provider_refund_no=booked.provider_refund_no, succeeded=True)
 
     def parse_statement(self, stream: BinaryIO) -> Iterator[StatementLine]:
-        return trade_bill_parse(stream)
+        """The sandbox writes WeChat Pay's trade bill, so WeChat Pay's reader reads it (one reader,
+        one set of rules for fees, REVOKED rows and the summary)."""
+        return tradebill_lines(stream, merchant_no=sandbox_merchant_id(self.config))
 
 
 def _notification_parse(body: bytes, *, mchid: str) -> Notification:
@@ -382,141 +381,3 @@ def _fee_text(minor: int, currency: str) -> str:
     # the fee back, so theirs are negative.
     text = f"{'-' if minor < 0 else ''}{money_from_minor(abs(minor), currency)}"
     return text + ("000" if "." in text else "")
-
-
-# --------------------------------------------------------------------------- reading a trade bill
-
-
-def trade_bill_parse(stream: BinaryIO) -> Iterator[StatementLine]:
-    """Read a WeChat Pay style trade bill line by line (memory does not grow with the file).
-
-    Columns are found by their header names, so the 24- and 27-column layouts both read. Trades
-    come from SUCCESS rows, refunds from REFUND (and REVOKED) rows; amounts are in fen and positive
-    (the kind says the direction); fees keep the file's sign (a refund hands its fee back: negative).
-    The summary at the end must agree with the lines, or the whole file is refused.
-    A StatementError names the line; a consumer applies nothing until the iterator is exhausted.
-
-    (A small reader for the sandbox's own statements; the WeChat Pay provider's parser can take
-    its place once it exists, since the sandbox writes the same format.)
-    """
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text)
-    try:
-        header = [_cell(name) for name in next(reader)]
-    except StopIteration:
-        raise StatementError("the file is empty", line_no=1) from None
-    except (UnicodeDecodeError, csv.Error) as error:
-        raise StatementError(f"unreadable: {error}", line_no=1) from None
-    column = _bill_columns(header)
-    count = trades = refunds = fees = 0
-    currency = "CNY"
-    summary_at = None
-    try:
-        for row in reader:
-            line_no = reader.line_num
-            cells = [_cell(value) for value in row]
-            if not any(cells):
-                continue
-            if summary_at is not None:
-                if summary_at == -1:
-                    _bill_summary_check(
-                        cells, line_no=line_no, currency=currency, count=count, trades=trades, refunds=refunds,
-                        fees=fees,
-                    )
-                    summary_at = line_no
-                    continue
-                raise StatementError("unexpected content after the summary", line_no=line_no)
-            if cells[0] == SUMMARY_COLUMNS[0]:
-                summary_at = -1  # the summary header; its figures are on the next line
-                continue
-            if len(cells) != len(header):
-                raise StatementError(f"expected {len(header)} fields, found {len(cells)}", line_no=line_no)
-            line = _bill_line(cells, column, line_no=line_no)
-            count += 1
-            currency = line.currency
-            if line.kind == "trade":
-                trades += line.amount_minor
-            else:
-                refunds += line.amount_minor
-            fees += line.fee_minor
-            yield line
-    except UnicodeDecodeError as error:
-        raise StatementError(f"not UTF-8: {error}", line_no=reader.line_num + 1) from None
-    except csv.Error as error:
-        raise StatementError(str(error), line_no=reader.line_num) from None
-    if summary_at is None or summary_at == -1:
-        raise StatementError("the summary lines at the end are missing", line_no=reader.line_num)
-
-
-def _cell(value: str) -> str:
-    value = value.strip()
-    return value[1:] if value.startswith("`") else value
-
-
-def _bill_columns(header: list[str]) -> dict[str, int]:
-    names = {name: index for index, name in enumerate(header)}
-    aliases = {"应结订单金额": ("应结订单金额", "总金额")}  # the older 24-column bills say 总金额
-    wanted = ["交易时间", "微信订单号", "商户订单号", "交易状态", "货币种类", "应结订单金额", "微信退款单号",
-              "商户退款单号", "退款金额", "手续费"]  # fmt: skip
-    column = {}
-    for name in wanted:
-        found = next((names[alias] for alias in aliases.get(name, (name,)) if alias in names), None)
-        if found is None:
-            raise StatementError(f"the header has no column {name}", line_no=1)
-        column[name] = found
-    return column
-
-
-def _bill_line(cells: list[str], column: dict[str, int], *, line_no: int) -> StatementLine:
-    state, currency = cells[column["交易状态"]], cells[column["货币种类"]] or "CNY"
-    if state == "SUCCESS":
-        kind, amount = "trade", cells[column["应结订单金额"]]
-    elif state in ("REFUND", "REVOKED"):
-        kind, amount = "refund", cells[column["退款金额"]]
-    else:
-        raise StatementError(f"unknown trade state {state!r}", line_no=line_no)
-    out_trade_no = cells[column["商户订单号"]]
-    if not out_trade_no:
-        raise StatementError("the merchant's trade number (商户订单号) is empty", line_no=line_no)
-    when = cells[column["交易时间"]]
-    try:
-        occurred_at = datetime.strptime(when, "%Y-%m-%d %H:%M:%S").replace(tzinfo=STATEMENT_TZ)
-    except ValueError:
-        raise StatementError(f"{when!r} is not a time (yyyy-MM-dd HH:mm:ss)", line_no=line_no) from None
-    return StatementLine(
-        line_no=line_no, kind=kind, out_trade_no=out_trade_no, provider_trade_no=cells[column["微信订单号"]],
-        amount_minor=_minor(amount, currency, line_no=line_no),
-        # As written: charged on a trade (positive), handed back on a refund (negative).
-        fee_minor=_minor(cells[column["手续费"]], currency, line_no=line_no, signed=True),
-        occurred_at=occurred_at, out_refund_no=cells[column["商户退款单号"]] if kind == "refund" else "",
-        currency=currency,
-    )
-
-
-def _minor(text: str, currency: str, *, line_no: int, signed: bool = False) -> int:
-    try:
-        value = Decimal(text)
-        minor = money_to_minor(value, currency)
-    except (InvalidOperation, MoneyError):
-        raise StatementError(f"{text!r} is not an amount in {currency}", line_no=line_no) from None
-    if minor < 0 and not signed:
-        raise StatementError(f"{text!r} is negative", line_no=line_no)
-    return minor
-
-
-def _bill_summary_check(
-    cells: list[str], *, line_no: int, currency: str, count: int, trades: int, refunds: int, fees: int
-) -> None:
-    if len(cells) < 5:
-        raise StatementError(f"the summary has {len(cells)} fields, expected at least 5", line_no=line_no)
-    if not cells[0].isdigit() or int(cells[0]) != count:
-        raise StatementError(f"the summary counts {cells[0]} lines; the file has {count}", line_no=line_no)
-    expected = {1: (trades, "payments"), 2: (refunds, "refunds"), 4: (fees, "fees")}
-    for index, (total, what) in expected.items():
-        stated = _minor(cells[index], currency, line_no=line_no, signed=index == 4)
-        if stated != total:
-            raise StatementError(
-                f"the summary's {what} total {cells[index]} is not the sum of the lines "
-                f"({money_from_minor(total, currency) if total >= 0 else -money_from_minor(-total, currency)})",
-                line_no=line_no,
-            )

@@ -480,11 +480,18 @@ SUMMARY_COLUMNS = {
     "refund": ("退款总金额", "总退款金额"),
     "total": ("订单总金额",),
     "refund_applied": ("申请退款总金额",),
+    "fee": ("手续费总金额",),
 }
 SUMMARY_FIRST = "总交易单数"
 # Each summed detail column and the summary column that must equal its sum.
 CROSS_CHECKS = ("settlement", "refund", "total", "refund_applied")
+# Row states and the kind of line each gives. REVOKED (已撤销) is a payment-code trade cancelled
+# before it settled: WeChat Pay lists it, but no money moved and nothing of ours was paid by it, so it
+# gives no line; it still counts towards the summary's figures, which it is part of.
 ROW_STATES = {"SUCCESS": "trade", "REFUND": "refund", "REVOKED": None}
+# Fees are written to five places (0.06000); the summary's fee total is checked in those units, exactly.
+FEE_PLACES = 5
+FEE_SUM = "fee_as_written"
 
 
 def _backtick_cells(text: str, *, line_no: int) -> list[str]:
@@ -500,7 +507,9 @@ def tradebill_lines(stream: BinaryIO, *, merchant_no: str = "") -> Iterator[Stat
     SUCCESS rows are trades (amount: 订单金额, else 应结订单金额 / 总金额), REFUND rows refunds
     (amount: 申请退款金额, else 退款金额): the order's total and the refund we asked for, the
     amounts our payments and refunds hold, before merchant coupons. REVOKED rows only count towards
-    the summary. The summary's count and totals must equal the rows read, in fen.
+    the summary (see ROW_STATES). Fees are given positive, the kind says the direction (the bill
+    writes a refund's fee negative: handed back). The summary's count and totals must equal the rows
+    read, in fen; its fee total equals the fee column's sum as written.
     """
     columns: dict[str, int] | None = None
     summary_header: list[str] | None = None
@@ -521,6 +530,7 @@ def tradebill_lines(stream: BinaryIO, *, merchant_no: str = "") -> Iterator[Stat
             columns = column_index(header, wanted=BILL_COLUMNS, required=BILL_REQUIRED, line_no=line_no)
             width = len(header)
             sums = {field: 0 for field in CROSS_CHECKS if field in columns}
+            sums[FEE_SUM] = 0
             continue
         if summary_header is not None:
             _check_summary(
@@ -545,7 +555,7 @@ def tradebill_lines(stream: BinaryIO, *, merchant_no: str = "") -> Iterator[Stat
         if line is not None:
             yield line
     if columns is None:
-        raise StatementError("the trade bill is empty")
+        raise StatementError("the trade bill is empty", line_no=1)
     if not summary_seen:
         # The summary is the last thing written: without it the file was cut short.
         raise StatementError("the summary line is missing: the file ends early", line_no=last_line)
@@ -555,9 +565,16 @@ def _bill_row(
     cells: list[str], columns: dict[str, int], sums: dict[str, int], merchant_no: str, line_no: int
 ) -> StatementLine | None:
     row = {field: cells[position] for field, position in columns.items()}
-    amounts = {field: amount_minor(row[field] or "0", line_no=line_no, column=BILL_COLUMNS[field][0]) for field in sums}
+    amounts = {
+        field: amount_minor(row[field] or "0", line_no=line_no, column=BILL_COLUMNS[field][0])
+        for field in sums
+        if field != FEE_SUM
+    }
     for field, value in amounts.items():
         sums[field] += value
+    fee = row["fee"]
+    # As written, in the bill's five places: the summary's total is the exact sum of these.
+    sums[FEE_SUM] += amount_minor(fee or "0", line_no=line_no, column="手续费", places=FEE_PLACES)
     state = row["state"]
     if state not in ROW_STATES:
         raise StatementError(f"交易状态 {state!r} is not SUCCESS, REFUND or REVOKED", line_no=line_no)
@@ -588,7 +605,7 @@ def _bill_row(
         provider_trade_no=row["transaction_id"],
         amount_minor=amount,
         # Charged on a trade, handed back (written negative) on a refund: the kind says which.
-        fee_minor=abs(fee_minor(row["fee"], line_no=line_no, column="手续费")),
+        fee_minor=abs(fee_minor(fee, line_no=line_no, column="手续费")),
         occurred_at=local_time(row["time"], line_no=line_no, column="交易时间"),
         out_refund_no=out_refund_no,
         currency=row.get("currency") or "CNY",
@@ -605,6 +622,15 @@ def _check_summary(
         raise StatementError(f"总交易单数 {stated!r} is not a count", line_no=line_no)
     if int(stated) != count:
         raise StatementError(f"the summary says {stated} rows (总交易单数) but the bill has {count}", line_no=line_no)
+    if "fee" in columns:
+        name, text = header[columns["fee"]], values[columns["fee"]]
+        stated_fee = amount_minor(text, line_no=line_no, column=name, places=FEE_PLACES)
+        if stated_fee != sums[FEE_SUM]:
+            raise StatementError(
+                f"the summary says {name} {text} but the rows add up to "
+                f"{Decimal(sums[FEE_SUM]).scaleb(-FEE_PLACES):.{FEE_PLACES}f}",
+                line_no=line_no,
+            )
     for field in CROSS_CHECKS:
         if field not in columns or field not in sums:
             continue
