@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -39,6 +39,7 @@ from ..models import OrderEvent
 from ..payments.models import PaymentConfig, PaymentNotification
 from ..payments.providers.base import Notification, StatementError, StatementLine, provider_for
 from ..payments.services import payment_report_record
+from .bulk import tradebill_stage
 from .matching import MatchScope, statement_match
 from .models import Discrepancy, ReconciliationRun
 from .staging import StagedStatement, statement_stage, statement_unstage
@@ -87,6 +88,16 @@ def statement_parser(*, merchant: Merchant, provider: str) -> Parse:
     """The provider's statement parser. Parsing needs no secrets, so a merchant without an account at the
     provider can still reconcile a file."""
     return provider_for(_config(merchant, provider)).parse_statement
+
+
+def statement_bulk_reader(*, merchant: Merchant, provider: str) -> tuple[str, str] | None:
+    """(format, account) when the provider's statements can be staged in bulk on this database."""
+    if connection.vendor != "postgresql":
+        return None
+    instance = provider_for(_config(merchant, provider))
+    if instance.statement_format != "wechatpay_tradebill":
+        return None
+    return instance.statement_format, instance.statement_account()
 
 
 def _config(merchant: Merchant, provider: str) -> PaymentConfig:
@@ -152,13 +163,22 @@ def reconciliation_run_execute(*, run_id: int, stream: BinaryIO, parse: Parse | 
             raise NoSuchRun(f"reconciliation run {run_id} does not exist")
         if run.status != Run.Status.RUNNING:
             return run
-        parse = parse or statement_parser(merchant=run.merchant, provider=run.provider)
+        bulk = None
+        if parse is None:
+            parse = statement_parser(merchant=run.merchant, provider=run.provider)
+            bulk = statement_bulk_reader(merchant=run.merchant, provider=run.provider)
         run.started_at = timezone.now()
         try:
             # A savepoint: a malformed line rolls back staging, heals and discrepancies alike, and the
             # run's failure is still stored.
             with transaction.atomic():
-                _reconcile(run=run, lines=parse(stream))
+                staged = None
+                if bulk is not None:
+                    staged = tradebill_stage(run_id=run.pk, stream=stream, merchant_no=bulk[1])
+                if staged is None:
+                    # Line by line: the reader accepts the file or names the line that is wrong.
+                    staged = statement_stage(run_id=run.pk, lines=parse(stream))
+                _reconcile(run=run, staged=staged)
                 run.status = Run.Status.SUCCEEDED
         except StatementError as error:
             run.status = Run.Status.FAILED
@@ -278,9 +298,8 @@ def reconciliation_runs_stale(*, older_than: timedelta = timedelta(minutes=30)) 
 # --------------------------------------------------------------------------- matching
 
 
-def _reconcile(*, run: ReconciliationRun, lines: Iterator[StatementLine]) -> None:
+def _reconcile(*, run: ReconciliationRun, staged: StagedStatement) -> None:
     merchant = run.merchant
-    staged = statement_stage(run_id=run.pk, lines=lines)
     logger.info("reconciliation run %s: %s statement lines staged (pid %s)", run.pk, staged.lines, os.getpid())
     _hold_for_tests()
     bounds = statement_day_bounds(merchant=merchant, statement_date=run.statement_date)

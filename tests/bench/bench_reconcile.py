@@ -254,7 +254,8 @@ def child_reconcile(args) -> dict:
 
         return wrapper
 
-    services.statement_stage = timed("parse + COPY to staging", services.statement_stage)
+    services.statement_stage = timed("line-by-line parse + COPY to staging", services.statement_stage)
+    services.tradebill_stage = timed("bulk staging (COPY + typing in SQL)", services.tradebill_stage)
     services.statement_match = timed("set-based matching (SQL)", services.statement_match)
     services._heal = timed("heals (notification path)", services._heal)
     merchant = Merchant.objects.get(slug="bench")

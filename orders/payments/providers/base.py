@@ -110,6 +110,9 @@ class NotifyAnswer:
 
 class PaymentProvider(ABC):
     name: str
+    # The statement's file format, for readers that work on the format rather than line by line
+    # (reconciliation stages WeChat Pay trade bills in bulk on PostgreSQL); "" for none.
+    statement_format: str = ""
 
     def __init__(self, config: PaymentConfig) -> None:
         self.config = config
@@ -135,6 +138,10 @@ class PaymentProvider(ABC):
     def parse_statement(self, stream: BinaryIO) -> Iterator[StatementLine]:
         """Read a settlement statement as a stream (memory does not grow with the file); raise
         StatementError naming the line for anything malformed."""
+
+    def statement_account(self) -> str:
+        """The account number every row of this merchant's statement carries ("": not checked)."""
+        return ""
 
 
 def provider_for(config: PaymentConfig) -> PaymentProvider:

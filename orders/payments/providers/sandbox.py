@@ -118,6 +118,7 @@ def sandbox_notification_headers(*, secret: str, body: bytes, now: datetime | No
 
 class SandboxProvider(PaymentProvider):
     name = Provider.SANDBOX
+    statement_format = "wechatpay_tradebill"
 
     def checkout(self, payment: Payment, *, notify_url: str, return_url: str) -> Checkout:
         # The "create order" call a real provider answers with a pay URL: the trade now exists at the
@@ -199,7 +200,10 @@ class SandboxProvider(PaymentProvider):
     def parse_statement(self, stream: BinaryIO) -> Iterator[StatementLine]:
         """The sandbox writes WeChat Pay's trade bill, so WeChat Pay's reader reads it (one reader,
         one set of rules for fees, REVOKED rows and the summary)."""
-        return tradebill_lines(stream, merchant_no=sandbox_merchant_id(self.config))
+        return tradebill_lines(stream, merchant_no=self.statement_account())
+
+    def statement_account(self) -> str:
+        return sandbox_merchant_id(self.config)
 
 
 def _notification_parse(body: bytes, *, mchid: str) -> Notification:

@@ -169,6 +169,7 @@ def _describe(status: int, data: Mapping[str, Any]) -> str:
 
 class WechatPayProvider(PaymentProvider):
     name = "wechatpay"
+    statement_format = "wechatpay_tradebill"
 
     def __init__(
         self, config: PaymentConfig, *, transport: Transport | None = None, clock: Callable[[], float] | None = None
@@ -453,7 +454,10 @@ class WechatPayProvider(PaymentProvider):
     def parse_statement(self, stream: BinaryIO) -> Iterator[StatementLine]:
         """The trade bill (tradebill, UTF-8, gzipped or not), line by line. The summary at its end is
         checked against the rows, so consumers must not apply anything before the iterator is exhausted."""
-        return tradebill_lines(stream, merchant_no=self.config.merchant_no)
+        return tradebill_lines(stream, merchant_no=self.statement_account())
+
+    def statement_account(self) -> str:
+        return self.config.merchant_no
 
 
 # --------------------------------------------------------------------------- the trade bill
