@@ -510,6 +510,15 @@ def refund_send(*, refund: Refund, channel: str = Channel.ADMIN) -> Refund:
         logger.warning("refund %s: the provider could not be reached, left pending: %s", refund.out_refund_no, error)
         return refund
     now = timezone.now()
+    if result.pending:
+        # Accepted, not final: keep the provider's number and ask again later (refunds_resume).
+        if result.provider_refund_no:
+            Refund.objects.filter(pk=refund.pk, status=RS.PENDING).update(
+                provider_refund_no=result.provider_refund_no[:64]
+            )
+            refund.refresh_from_db()
+        logger.info("refund %s: the provider is still processing it", refund.out_refund_no)
+        return refund
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=refund.payment_id)
         if not result.succeeded:
@@ -545,7 +554,8 @@ def refund_send(*, refund: Refund, channel: str = Channel.ADMIN) -> Refund:
 
 
 def refunds_resume(*, now: datetime | None = None, after: timedelta = timedelta(minutes=2), limit: int = 200) -> int:
-    """Ask again for refunds left pending (the provider did not answer); how many got decided."""
+    """Ask again for refunds left pending (the provider did not answer, or answered that it is still
+    processing them); how many got decided."""
     now = now or timezone.now()
     decided = 0
     for refund in Refund.objects.filter(status=RS.PENDING, created_at__lt=now - after).select_related("payment")[

@@ -8,9 +8,6 @@ synchronous answer is signed over the raw JSON text of its `<method>_response` m
 
 from __future__ import annotations
 
-import base64
-import binascii
-import functools
 import io
 import json
 import re
@@ -25,9 +22,7 @@ from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.exceptions import ObjectDoesNotExist
 
 from o2o.money import MoneyError, money_quantize, money_to_minor
@@ -54,6 +49,7 @@ from .csvstream import (
     seekable_stream,
     statement_lines,
 )
+from .signing import load_private_key, load_public_key, rsa2_sign, rsa2_verify
 
 if TYPE_CHECKING:
     from ..models import Payment, PaymentConfig, Refund
@@ -103,56 +99,6 @@ def sign_content(params: Mapping[str, str], *, exclude: frozenset[str] = frozens
 def notification_sign_content(params: Mapping[str, str]) -> str:
     """What Alipay signed in an asynchronous notification: everything but `sign` and `sign_type`."""
     return sign_content(params, exclude=frozenset({"sign", "sign_type"}))
-
-
-@functools.lru_cache(maxsize=64)
-def load_private_key(text: str) -> rsa.RSAPrivateKey:
-    """A PEM private key, or the bare base64 (PKCS#8 or PKCS#1) that Alipay's key tool writes.
-
-    Cached by its text: loading checks the key's consistency, milliseconds that every notification
-    and checkout would otherwise pay again (a provider lives for one request)."""
-    try:
-        if "-----BEGIN" in text:
-            key = serialization.load_pem_private_key(text.strip().encode(), password=None)
-        else:
-            key = serialization.load_der_private_key(base64.b64decode("".join(text.split())), password=None)
-    except (ValueError, TypeError, binascii.Error, UnsupportedAlgorithm) as error:
-        raise ProviderError(f"the signing key is not an RSA private key ({error})") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ProviderError("the signing key is not an RSA private key")
-    return key
-
-
-@functools.lru_cache(maxsize=64)
-def load_public_key(text: str) -> rsa.RSAPublicKey:
-    """A PEM public key or certificate, or the bare base64 key that Alipay's console shows."""
-    try:
-        if "BEGIN CERTIFICATE" in text:
-            from cryptography import x509
-
-            key = x509.load_pem_x509_certificate(text.strip().encode()).public_key()
-        elif "-----BEGIN" in text:
-            key = serialization.load_pem_public_key(text.strip().encode())
-        else:
-            key = serialization.load_der_public_key(base64.b64decode("".join(text.split())))
-    except (ValueError, TypeError, binascii.Error, UnsupportedAlgorithm) as error:
-        raise ValueError(f"not an RSA public key ({error})") from None
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise ValueError("not an RSA public key")
-    return key
-
-
-def rsa2_sign(content: bytes, key: rsa.RSAPrivateKey) -> str:
-    return base64.b64encode(key.sign(content, padding.PKCS1v15(), hashes.SHA256())).decode("ascii")
-
-
-def rsa2_verify(content: bytes, signature: str, key: rsa.RSAPublicKey) -> bool:
-    try:
-        raw = base64.b64decode(signature, validate=True)
-        key.verify(raw, content, padding.PKCS1v15(), hashes.SHA256())
-    except (InvalidSignature, binascii.Error, ValueError):
-        return False
-    return True
 
 
 def raw_members(text: str) -> dict[str, str]:

@@ -73,9 +73,14 @@ class Notification:
 
 @dataclass(frozen=True)
 class RefundResult:
+    """The provider's answer to a refund: succeeded, failed (with why), or `pending`: accepted but not final
+    (WeChat Pay's PROCESSING). A pending refund stays pending here; the refunds-resume sweep asks again
+    with the same refund number, which the provider answers with the outcome, never a second refund."""
+
     provider_refund_no: str
     succeeded: bool
     failure: str = ""
+    pending: bool = False
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
-from o2o.money import MoneyError, minor_unit_exponent
+from o2o.money import MoneyError, minor_from_text
 
 from .base import StatementError
 
@@ -31,9 +31,6 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 # it whole would let one file grow our memory without bound.
 MAX_LINE_BYTES = 64 * 1024
 
-# Digits only: no exponent, no thousands separators, no full-width digits (re.ASCII), at most five
-# places (WeChat Pay pads fees to five).
-_AMOUNT = re.compile(r"([+-]?)(\d{1,12})(?:\.(\d{1,5}))?", re.ASCII)
 _TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2}) +(\d{2}):(\d{2}):(\d{2})", re.ASCII)
 _BOM = "\ufeff"
 
@@ -124,29 +121,10 @@ def fee_minor(text: str, *, line_no: int, column: str, currency: str = "CNY") ->
 def _minor(
     text: str, *, line_no: int, column: str, currency: str, round_half_up: bool, places: int | None = None
 ) -> int:
-    # The same conversion as o2o.money.money_to_minor(Decimal(text)) (money_quantize's half-up for
-    # fees), done on the digits: a statement holds millions of amounts, and Decimal arithmetic per
-    # cell was most of the parsing time. tests/payments/test_statements.py holds the two equal.
-    match = _AMOUNT.fullmatch(text)
-    if match is None:
-        raise StatementError(f"{column} {text!r} is not an amount", line_no=line_no)
-    if places is None:
-        try:
-            places = minor_unit_exponent(currency)
-        except MoneyError as error:
-            raise StatementError(f"{column}: {error}", line_no=line_no) from None
-    sign, whole, fraction = match.groups()
-    if fraction is not None and len(fraction) == places:  # "12.30": the common case, fewest steps
-        return -int(whole + fraction) if sign == "-" else int(whole + fraction)
-    fraction = fraction or ""
-    kept, rest = fraction[:places].ljust(places, "0"), fraction[places:]
-    minor = int(whole + kept)
-    if rest.strip("0"):
-        if not round_half_up:
-            raise StatementError(f"{column} {text!r} has more than {places} decimal places", line_no=line_no)
-        if rest[0] >= "5":
-            minor += 1  # half-up rounds away from zero; the sign goes on below
-    return -minor if sign == "-" else minor
+    try:
+        return minor_from_text(text, currency, round_half_up=round_half_up, places=places)
+    except MoneyError as error:
+        raise StatementError(f"{column} {error}", line_no=line_no) from None
 
 
 def local_time(text: str, *, line_no: int, column: str) -> datetime | None:

@@ -15,8 +15,6 @@ notification cannot be made fresh again, and one older than five minutes is refu
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import secrets
@@ -48,6 +46,7 @@ from .base import (
     RefundResult,
     StatementLine,
 )
+from .signing import hmac_sha256_hex, hmac_sha256_verify
 from .wechatpay import tradebill_lines
 
 if TYPE_CHECKING:
@@ -86,7 +85,11 @@ def sandbox_merchant_id(config: PaymentConfig) -> str:
 
 def sandbox_signature(*, secret: str, timestamp: str, body: bytes) -> str:
     """Hex HMAC-SHA256 of `timestamp\\nbody` under the merchant's sandbox secret."""
-    return hmac.new(secret.encode(), timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+    return hmac_sha256_hex(secret, _signed(timestamp, body))
+
+
+def _signed(timestamp: str, body: bytes) -> bytes:
+    return timestamp.encode() + b"\n" + body
 
 
 def sandbox_notification_body(
@@ -139,12 +142,10 @@ class SandboxProvider(PaymentProvider):
             raise NotificationRejected("The sandbox account has no signing secret; nothing can be verified.")
         lower = {key.lower(): value for key, value in headers.items()}
         timestamp = lower.get(TIMESTAMP_HEADER.lower(), "").strip()
-        signature = lower.get(SIGNATURE_HEADER.lower(), "").strip().lower()
+        signature = lower.get(SIGNATURE_HEADER.lower(), "")
         if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
             raise NotificationRejected("Missing or malformed timestamp header.")
-        expected = sandbox_signature(secret=secret, timestamp=timestamp, body=body)
-        # Constant time: how much of a guessed signature matched must not show in the answer's timing.
-        if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
+        if not hmac_sha256_verify(secret, _signed(timestamp, body), signature):
             raise NotificationRejected("The signature does not match.")
         if abs(time.time() - int(timestamp)) > MAX_CLOCK_SKEW.total_seconds():
             raise NotificationRejected("The timestamp is more than 5 minutes away from now (stale or replayed).")

@@ -33,7 +33,6 @@ from django.core.exceptions import ObjectDoesNotExist
 from o2o.exceptions import DomainError
 from o2o.money import money_to_minor
 
-from .alipay import load_private_key, load_public_key, rsa2_sign, rsa2_verify
 from .base import (
     Checkout,
     Notification,
@@ -46,6 +45,7 @@ from .base import (
     StatementLine,
 )
 from .csvstream import amount_minor, column_index, fee_minor, local_time, statement_lines, ungzipped
+from .signing import load_private_key, load_public_key, rsa2_sign, rsa2_verify
 
 if TYPE_CHECKING:
     from ..models import Payment, PaymentConfig, Refund
@@ -93,21 +93,6 @@ def urllib_transport(method: str, url: str, headers: Mapping[str, str], body: by
     if len(body) > MAX_ANSWER_BYTES:
         raise ProviderError(f"WeChat Pay's answer is larger than {MAX_ANSWER_BYTES} bytes")
     return HttpAnswer(status, answer_headers, body)
-
-
-class RefundPending(ProviderError):
-    """WeChat Pay accepted the refund and is still moving the money (status PROCESSING).
-
-    Asking again with the same out_refund_no is idempotent and reports the current status, so a
-    caller that retries ProviderErrors later sees SUCCESS without refunding twice.
-    """
-
-    code = "refund_pending"
-    http_status = 202
-
-    def __init__(self, provider_refund_no: str) -> None:
-        self.provider_refund_no = provider_refund_no
-        super().__init__(f"WeChat Pay is processing refund {provider_refund_no}", provider_refund_no=provider_refund_no)
 
 
 def signed_message(*parts: bytes | str) -> bytes:
@@ -401,8 +386,8 @@ class WechatPayProvider(PaymentProvider):
         return notification
 
     def refund(self, refund: Refund) -> RefundResult:
-        """POST /v3/refund/domestic/refunds, idempotent on out_refund_no. PROCESSING raises RefundPending
-        (a ProviderError): ask again later and the same refund reports its outcome."""
+        """POST /v3/refund/domestic/refunds, idempotent on out_refund_no. PROCESSING is a pending result:
+        asked again later, the same refund reports its outcome."""
         payment = refund.payment
         body = {
             "out_trade_no": payment.out_trade_no,
@@ -422,7 +407,7 @@ class WechatPayProvider(PaymentProvider):
             if refund_status == "SUCCESS":
                 return RefundResult(provider_refund_no=refund_id, succeeded=True)
             if refund_status == "PROCESSING":
-                raise RefundPending(refund_id)
+                return RefundResult(provider_refund_no=refund_id, succeeded=False, pending=True)
             return RefundResult(provider_refund_no=refund_id, succeeded=False, failure=f"refund status {refund_status}")
         if data.get("code") in RETRYABLE_CODES:
             raise ProviderError(f"refund {refund.out_refund_no} not taken, ask again: {_describe(status, data)}")
