@@ -37,7 +37,7 @@ from o2o.money import minor_unit_exponent, money_from_minor, money_to_minor
 
 from ..models import OrderEvent
 from ..payments.models import PaymentConfig, PaymentNotification
-from ..payments.providers.base import Notification, StatementError, StatementLine, provider_for
+from ..payments.providers.base import Notification, StatementError, StatementLine, StatementNotOffered, provider_for
 from ..payments.services import payment_report_record
 from .bulk import tradebill_stage
 from .matching import MatchScope, statement_match
@@ -264,25 +264,19 @@ def reconciliation_run_stored(*, run_id: int) -> ReconciliationRun:
 
 
 def statement_download(*, merchant: Merchant, provider: str, statement_date: date) -> BinaryIO | bytes:
-    """The provider's statement of `statement_date`: the sandbox's generated bill, or the provider's
-    `download_statement(date)`. Raises StatementUnavailable when the provider cannot give one."""
-    if provider == "sandbox":
-        try:
-            from ..payments.providers.sandbox import sandbox_statement
-        except ImportError:
-            raise StatementUnavailable(_("The sandbox provider cannot generate statements yet.")) from None
-        return sandbox_statement(merchant, statement_date)
+    """The provider's statement of `statement_date` (the sandbox generates its own from its ledger).
+    Raises StatementUnavailable when the provider cannot give one."""
     try:
         instance = provider_for(_config(merchant, provider))
     except (ImportError, KeyError):
         raise StatementUnavailable(_("Unknown provider %(provider)s.") % {"provider": provider}) from None
-    download = getattr(instance, "download_statement", None)
-    if download is None:
+    try:
+        return instance.download_statement(statement_date)
+    except StatementNotOffered:
         raise StatementUnavailable(
             _("%(provider)s statements cannot be downloaded; pass the file (--file) or upload it.")
             % {"provider": provider}
-        )
-    return download(statement_date)
+        ) from None
 
 
 def reconciliation_runs_stale(*, older_than: timedelta = timedelta(minutes=30)) -> list[int]:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orders.payments.providers.base import NotificationRejected, ProviderError
+from orders.payments.providers.base import NotificationIgnored, NotificationRejected, ProviderError
 from orders.payments.providers.wechatpay import API, HttpAnswer, WechatPayProvider
 
 from . import vectors as v
@@ -63,10 +63,11 @@ def test_headers_are_found_whatever_their_case_or_as_django_meta_spells_them():
 
 
 @pytest.mark.parametrize("state", ["NOTPAY", "CLOSED", "PAYERROR", "REFUND"])
-def test_only_success_pays(state):
+def test_only_success_pays_any_other_state_is_ignored(state):
     body, headers = notification_with(trade_state=state)
-    notification = provider().verify_notification(body=body, headers=headers)
-    assert (notification.paid, notification.state) == (False, state)
+    with pytest.raises(NotificationIgnored) as ignored:
+        provider().verify_notification(body=body, headers=headers)
+    assert (ignored.value.report.paid, ignored.value.report.state) == (False, state)
 
 
 def test_notify_answers_are_what_v3_expects():

@@ -37,6 +37,7 @@ from .base import (
     RefundResult,
     StatementError,
     StatementLine,
+    paid_or_ignored,
 )
 from .csvstream import (
     SHANGHAI,
@@ -218,7 +219,7 @@ class AlipayProvider(PaymentProvider):
         content = notification_sign_content(params).encode(params.get("charset") or "utf-8")
         if not rsa2_verify(content, signature, key):
             raise NotificationRejected("sign does not verify with this merchant's Alipay public key")
-        return self._notification(params)
+        return paid_or_ignored(self._notification(params))
 
     def _notification(self, params: Mapping[str, str]) -> Notification:
         app_id = params.get("app_id", "")
@@ -279,7 +280,10 @@ class AlipayProvider(PaymentProvider):
         params["sign"] = rsa2_sign(sign_content(params).encode("utf-8"), self._private_key)
         return params
 
-    def checkout(self, payment: Payment, *, notify_url: str, return_url: str) -> Checkout:
+    def checkout(
+        self, payment: Payment, *, notify_url: str, return_url: str, client_ip: str = "", openid: str = ""
+    ) -> Checkout:
+        # alipay.trade.wap.pay serves every phone browser; client_ip and openid are WeChat Pay's needs.
         """The signed alipay.trade.wap.pay URL the customer's phone opens; no network."""
         biz = {
             "out_trade_no": payment.out_trade_no,

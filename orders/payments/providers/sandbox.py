@@ -15,6 +15,7 @@ notification cannot be made fresh again, and one older than five minutes is refu
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import secrets
@@ -45,6 +46,7 @@ from .base import (
     PaymentProvider,
     RefundResult,
     StatementLine,
+    paid_or_ignored,
 )
 from .signing import hmac_sha256_hex, hmac_sha256_verify
 from .wechatpay import tradebill_lines
@@ -123,7 +125,10 @@ class SandboxProvider(PaymentProvider):
     name = Provider.SANDBOX
     statement_format = "wechatpay_tradebill"
 
-    def checkout(self, payment: Payment, *, notify_url: str, return_url: str) -> Checkout:
+    def checkout(
+        self, payment: Payment, *, notify_url: str, return_url: str, client_ip: str = "", openid: str = ""
+    ) -> Checkout:
+        # One flow (the sandbox's pay page) for every phone: client_ip and openid change nothing.
         # The "create order" call a real provider answers with a pay URL: the trade now exists at the
         # provider, waiting for the customer. Opening it again (a reload) keeps the same trade.
         SandboxTrade.objects.bulk_create(
@@ -149,7 +154,7 @@ class SandboxProvider(PaymentProvider):
             raise NotificationRejected("The signature does not match.")
         if abs(time.time() - int(timestamp)) > MAX_CLOCK_SKEW.total_seconds():
             raise NotificationRejected("The timestamp is more than 5 minutes away from now (stale or replayed).")
-        return _notification_parse(body, mchid=sandbox_merchant_id(self.config))
+        return paid_or_ignored(_notification_parse(body, mchid=sandbox_merchant_id(self.config)))
 
     def notify_answer(self, *, accepted: bool) -> NotifyAnswer:
         if accepted:
@@ -205,6 +210,10 @@ class SandboxProvider(PaymentProvider):
 
     def statement_account(self) -> str:
         return sandbox_merchant_id(self.config)
+
+    def download_statement(self, statement_date: date) -> BinaryIO:
+        """The sandbox's daily statement, generated from its ledger as the provider's servers would."""
+        return io.BytesIO(sandbox_statement(self.config.merchant, statement_date))
 
 
 def _notification_parse(body: bytes, *, mchid: str) -> Notification:

@@ -43,6 +43,7 @@ from .base import (
     RefundResult,
     StatementError,
     StatementLine,
+    paid_or_ignored,
 )
 from .csvstream import amount_minor, column_index, fee_minor, local_time, statement_lines, ungzipped
 from .signing import load_private_key, load_public_key, rsa2_sign, rsa2_verify
@@ -267,7 +268,7 @@ class WechatPayProvider(PaymentProvider):
             transaction = json.loads(plaintext)
         except ValueError as error:
             raise NotificationRejected(str(error)) from None
-        return self._transaction(transaction, error=NotificationRejected)
+        return paid_or_ignored(self._transaction(transaction, error=NotificationRejected))
 
     def _transaction(self, data: Any, *, error: type[DomainError]) -> Notification:
         """A v3 transaction object (decrypted notification or query answer), checked against our account."""
