@@ -239,7 +239,10 @@ def payment_report_record(
     """Record what the provider told us without a push (our query, a settlement statement) as a
     notification of that source, and apply it through the same path as a pushed one."""
     if report.out_trade_no != payment.out_trade_no:
-        raise ProviderError(f"the provider answered about {report.out_trade_no}, not {payment.out_trade_no}")
+        raise ProviderError(
+            _("the provider answered about %(theirs)s, not %(ours)s")
+            % {"theirs": report.out_trade_no, "ours": payment.out_trade_no}
+        )
     verified = _report_json(report)
     notification = PaymentNotification.objects.create(
         merchant_id=payment.merchant_id, provider=payment.provider, source=source, headers={},

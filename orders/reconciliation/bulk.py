@@ -202,13 +202,15 @@ def _typed_sql(*, bill: str, stage: str, columns: dict[str, int]) -> str:
         return f"n_{field}" if field in columns else "0"
 
     def amount_ok(field: str, places: int) -> str:
-        # "" counts as 0, as in the reader; anything else exactly as numeric prints it back (no "+", no
-        # exponent, no spaces, no ".5"), finite, at most 12 digits before the point and 5 after it.
-        text, number = cell(field), value(field)
-        # ("-0.00000": a refund handing back no fee; numeric prints it without its sign.)
+        # "" counts as 0, as in the reader. Otherwise digits, a point and an optional leading minus only
+        # (no "+", exponent, spaces, NaN: a cast alone would take those), a digit before the point, 1 to
+        # `places` after it, at most 12 before it. A cast that fails aborts the statement (the reader
+        # decides); string functions, not number formatting, keep this cheap over a million rows.
+        text = cell(field)
         return (
-            f"({text} = '' OR (({number}::text = {text} OR {number} = 0 AND {text} = '-' || {number}::text)"
-            f" AND abs({number}) < 1e12 AND scale({number}) <= 5 AND {number} = round({number}, {places})))"
+            f"({text} = '' OR (translate({text}, '0123456789', '') IN ('.', '-.')"
+            f" AND NOT ({text} LIKE '.%%' OR {text} LIKE '-.%%')"
+            f" AND length({text}) - position('.' IN {text}) BETWEEN 1 AND {places} AND abs({value(field)}) < 1e12))"
         )
 
     def number_ok(field: str) -> str:

@@ -160,7 +160,7 @@ def reconciliation_run_execute(*, run_id: int, stream: BinaryIO, parse: Parse | 
         # Only the run's row: the merchant's stays free for everyone else during a long run.
         run = Run.objects.select_for_update(of=("self",)).select_related("merchant").filter(pk=run_id).first()
         if run is None:
-            raise NoSuchRun(f"reconciliation run {run_id} does not exist")
+            raise NoSuchRun(_("reconciliation run %(run_id)s does not exist") % {"run_id": run_id})
         if run.status != Run.Status.RUNNING:
             return run
         bulk = None
@@ -248,7 +248,7 @@ def reconciliation_run_stored(*, run_id: int) -> ReconciliationRun:
     """Execute a run from its statement in storage (an upload or a download): what the worker does."""
     run = Run.objects.filter(pk=run_id).first()
     if run is None:
-        raise NoSuchRun(f"reconciliation run {run_id} does not exist")
+        raise NoSuchRun(_("reconciliation run %(run_id)s does not exist") % {"run_id": run_id})
     if run.status != Run.Status.RUNNING:
         return run
     if not run.statement_file or not default_storage.exists(run.statement_file):

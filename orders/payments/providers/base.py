@@ -48,7 +48,7 @@ class StatementError(DomainError):
 
     def __init__(self, message: str, *, line_no: int | None = None) -> None:
         self.line_no = line_no
-        where = f"line {line_no}: " if line_no is not None else ""
+        where = _("line %(line_no)s: ") % {"line_no": line_no} if line_no is not None else ""
         super().__init__(f"{where}{message}", line_no=line_no if line_no is not None else "")
 
 
@@ -169,7 +169,9 @@ class PaymentProvider(ABC):
     def download_statement(self, statement_date: date) -> BinaryIO:
         """The provider's settlement statement of `statement_date`, as a stream parse_statement reads.
         Raises StatementNotOffered when the provider has none to download, ProviderError when it fails."""
-        raise StatementNotOffered(f"{self.name} statements cannot be downloaded; upload the file instead.")
+        raise StatementNotOffered(
+            _("%(name)s statements cannot be downloaded; upload the file instead.") % {"name": self.name}
+        )
 
     def statement_account(self) -> str:
         """The account number every row of this merchant's statement carries ("": not checked)."""

@@ -20,6 +20,8 @@ from datetime import datetime
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
+from django.utils.translation import gettext as _
+
 from o2o.money import MoneyError, minor_from_text
 
 from .base import StatementError
@@ -49,16 +51,20 @@ def statement_lines(
             raw = stream.readline(max_line_bytes + 1)
         except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as error:
             # A truncated gzip or a zip member failing its CRC: the file is not what was sent.
-            raise StatementError(f"the file is damaged ({error})", line_no=line_no + 1) from None
+            raise StatementError(_("the file is damaged (%(error)s)") % {"error": error}, line_no=line_no + 1) from None
         if not raw:
             return
         line_no += 1
         if len(raw) > max_line_bytes:
-            raise StatementError(f"the line is longer than {max_line_bytes} bytes", line_no=line_no)
+            raise StatementError(
+                _("the line is longer than %(limit)s bytes") % {"limit": max_line_bytes}, line_no=line_no
+            )
         try:
             text = raw.decode(encoding)
         except UnicodeDecodeError:
-            raise StatementError(f"the line is not valid {encoding} text", line_no=line_no) from None
+            raise StatementError(
+                _("the line is not valid %(encoding)s text") % {"encoding": encoding}, line_no=line_no
+            ) from None
         if line_no == 1 and text.startswith(_BOM):
             text = text[1:]
         yield line_no, text.rstrip("\r\n")
@@ -72,7 +78,7 @@ def csv_cells(text: str, *, line_no: int) -> list[str]:
     try:
         rows = list(csv.reader([text], strict=True))
     except csv.Error as error:
-        raise StatementError(f"the line is not valid CSV ({error})", line_no=line_no) from None
+        raise StatementError(_("the line is not valid CSV (%(error)s)") % {"error": error}, line_no=line_no) from None
     return [cell.strip() for cell in (rows[0] if rows else [])]
 
 
@@ -97,13 +103,13 @@ def column_index(
                 break
     missing = [next(iter(wanted[field])) for field in required if field not in found]
     if missing:
-        raise StatementError(f"the header has no column {', '.join(missing)}", line_no=line_no)
+        raise StatementError(
+            _("the header has no column %(columns)s") % {"columns": ", ".join(missing)}, line_no=line_no
+        )
     return found
 
 
-def amount_minor(
-    text: str, *, line_no: int, column: str, currency: str = "CNY", places: int | None = None
-) -> int:
+def amount_minor(text: str, *, line_no: int, column: str, currency: str = "CNY", places: int | None = None) -> int:
     """An amount in yuan as a bill writes it ("12.30", "-10.00") in exact minor units (1230, -1000);
     more precision than the currency has ("12.301") is an error. `places` counts in finer units
     instead (5: hundred-thousandths, as WeChat Pay writes fees)."""
@@ -139,7 +145,10 @@ def local_time(text: str, *, line_no: int, column: str) -> datetime | None:
             raise ValueError(text)
         return datetime(*map(int, match.groups()), tzinfo=SHANGHAI)
     except ValueError:
-        raise StatementError(f"{column} {text!r} is not a time (YYYY-MM-DD HH:MM:SS)", line_no=line_no) from None
+        raise StatementError(
+            _("%(column)s %(text)r is not a time (YYYY-MM-DD HH:MM:SS)") % {"column": column, "text": text},
+            line_no=line_no,
+        ) from None
 
 
 def seekable_stream(stream: BinaryIO) -> BinaryIO:

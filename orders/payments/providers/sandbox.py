@@ -34,6 +34,7 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 
 from o2o.money import MoneyError, money_from_minor, money_to_minor
 
@@ -95,8 +96,14 @@ def _signed(timestamp: str, body: bytes) -> bytes:
 
 
 def sandbox_notification_body(
-    *, mchid: str, out_trade_no: str, transaction_id: str, amount_minor: int, currency: str,
-    success_time: datetime | None, trade_state: str = "SUCCESS",
+    *,
+    mchid: str,
+    out_trade_no: str,
+    transaction_id: str,
+    amount_minor: int,
+    currency: str,
+    success_time: datetime | None,
+    trade_state: str = "SUCCESS",
 ) -> bytes:
     """A payment notification as the sandbox sends it (the fields of WeChat Pay's decrypted resource)."""
     event = {
@@ -132,11 +139,17 @@ class SandboxProvider(PaymentProvider):
         # The "create order" call a real provider answers with a pay URL: the trade now exists at the
         # provider, waiting for the customer. Opening it again (a reload) keeps the same trade.
         SandboxTrade.objects.bulk_create(
-            [SandboxTrade(
-                merchant_id=payment.merchant_id, out_trade_no=payment.out_trade_no,
-                amount_minor=money_to_minor(payment.amount, payment.currency), currency=payment.currency,
-                description=f"Order #{payment.order_id}", notify_url=notify_url, return_url=return_url,
-            )],
+            [
+                SandboxTrade(
+                    merchant_id=payment.merchant_id,
+                    out_trade_no=payment.out_trade_no,
+                    amount_minor=money_to_minor(payment.amount, payment.currency),
+                    currency=payment.currency,
+                    description=f"Order #{payment.order_id}",
+                    notify_url=notify_url,
+                    return_url=return_url,
+                )
+            ],
             ignore_conflicts=True,
         )
         return Checkout(url=reverse("orders:sandbox-pay", args=[payment.order.token]))
@@ -144,24 +157,22 @@ class SandboxProvider(PaymentProvider):
     def verify_notification(self, *, body: bytes, headers: Mapping[str, str]) -> Notification:
         secret = self.config.signing_secret
         if not secret:
-            raise NotificationRejected("The sandbox account has no signing secret; nothing can be verified.")
+            raise NotificationRejected(_("The sandbox account has no signing secret; nothing can be verified."))
         lower = {key.lower(): value for key, value in headers.items()}
         timestamp = lower.get(TIMESTAMP_HEADER.lower(), "").strip()
         signature = lower.get(SIGNATURE_HEADER.lower(), "")
         if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
-            raise NotificationRejected("Missing or malformed timestamp header.")
+            raise NotificationRejected(_("Missing or malformed timestamp header."))
         if not hmac_sha256_verify(secret, _signed(timestamp, body), signature):
-            raise NotificationRejected("The signature does not match.")
+            raise NotificationRejected(_("The signature does not match."))
         if abs(time.time() - int(timestamp)) > MAX_CLOCK_SKEW.total_seconds():
-            raise NotificationRejected("The timestamp is more than 5 minutes away from now (stale or replayed).")
+            raise NotificationRejected(_("The timestamp is more than 5 minutes away from now (stale or replayed)."))
         return paid_or_ignored(_notification_parse(body, mchid=sandbox_merchant_id(self.config)))
 
     def notify_answer(self, *, accepted: bool) -> NotifyAnswer:
         if accepted:
             return NotifyAnswer(status=200, body='{"code":"SUCCESS"}', content_type="application/json")
-        return NotifyAnswer(
-            status=400, body='{"code":"FAIL","message":"rejected"}', content_type="application/json"
-        )
+        return NotifyAnswer(status=400, body='{"code":"FAIL","message":"rejected"}', content_type="application/json")
 
     def query(self, payment: Payment) -> Notification | None:
         trade = SandboxTrade.objects.filter(
@@ -184,7 +195,11 @@ class SandboxProvider(PaymentProvider):
                 .first()
             )
             if trade is None or trade.paid_at is None:
-                return RefundResult("", False, f"The sandbox has no paid trade {payment.out_trade_no}.")
+                return RefundResult(
+                    "",
+                    False,
+                    _("The sandbox has no paid trade %(out_trade_no)s.") % {"out_trade_no": payment.out_trade_no},
+                )
             try:
                 minor = money_to_minor(refund.amount, trade.currency)
             except MoneyError as error:
@@ -192,12 +207,15 @@ class SandboxProvider(PaymentProvider):
             left = trade.amount_minor - trade.refunded_minor
             if minor > left:
                 return RefundResult(
-                    "", False,
-                    f"The refund ({refund.amount}) is more than what is left of the trade "
-                    f"({money_from_minor(left, trade.currency)}).",
+                    "",
+                    False,
+                    _("The refund (%(amount)s) is more than what is left of the trade (%(left)s).")
+                    % {"amount": refund.amount, "left": money_from_minor(left, trade.currency)},
                 )
             booked = SandboxRefund.objects.create(
-                trade=trade, out_refund_no=refund.out_refund_no, provider_refund_no=_provider_number("SBR"),
+                trade=trade,
+                out_refund_no=refund.out_refund_no,
+                provider_refund_no=_provider_number("SBR"),
                 amount_minor=minor,
             )
             SandboxTrade.objects.filter(pk=trade.pk).update(refunded_minor=F("refunded_minor") + minor)
@@ -220,33 +238,38 @@ def _notification_parse(body: bytes, *, mchid: str) -> Notification:
     try:
         event = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise NotificationRejected("The body is not JSON.") from None
+        raise NotificationRejected(_("The body is not JSON.")) from None
     if not isinstance(event, dict):
-        raise NotificationRejected("The body is not a JSON object.")
+        raise NotificationRejected(_("The body is not a JSON object."))
     if event.get("mchid") != mchid:
-        raise NotificationRejected("The notification is for another merchant account.")
+        raise NotificationRejected(_("The notification is for another merchant account."))
     out_trade_no, transaction_id, state = (event.get(k) for k in ("out_trade_no", "transaction_id", "trade_state"))
     amount = event.get("amount")
     if not (isinstance(out_trade_no, str) and 0 < len(out_trade_no) <= 64):
-        raise NotificationRejected("out_trade_no is missing or malformed.")
+        raise NotificationRejected(_("out_trade_no is missing or malformed."))
     if not (isinstance(transaction_id, str) and len(transaction_id) <= 64 and isinstance(state, str)):
-        raise NotificationRejected("transaction_id or trade_state is missing or malformed.")
+        raise NotificationRejected(_("transaction_id or trade_state is missing or malformed."))
     if not isinstance(amount, dict):
-        raise NotificationRejected("amount is missing.")
+        raise NotificationRejected(_("amount is missing."))
     total, currency = amount.get("total"), amount.get("currency")
     # bool is an int to Python; `true` fen is not an amount.
     if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-        raise NotificationRejected("amount.total must be a whole number of fen.")
+        raise NotificationRejected(_("amount.total must be a whole number of fen."))
     if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha() and currency.isupper()):
-        raise NotificationRejected("amount.currency must be an ISO 4217 code.")
+        raise NotificationRejected(_("amount.currency must be an ISO 4217 code."))
     paid_at = None
     if event.get("success_time") is not None:
         paid_at = parse_datetime(event["success_time"]) if isinstance(event["success_time"], str) else None
         if paid_at is None or timezone.is_naive(paid_at):
-            raise NotificationRejected("success_time is not a date and time with its offset.")
+            raise NotificationRejected(_("success_time is not a date and time with its offset."))
     return Notification(
-        out_trade_no=out_trade_no, provider_trade_no=transaction_id, amount_minor=total, currency=currency,
-        paid=state == "SUCCESS", state=state, paid_at=paid_at,
+        out_trade_no=out_trade_no,
+        provider_trade_no=transaction_id,
+        amount_minor=total,
+        currency=currency,
+        paid=state == "SUCCESS",
+        state=state,
+        paid_at=paid_at,
     )
 
 
@@ -256,8 +279,13 @@ def _trade_report(trade: SandboxTrade) -> Notification:
     else:
         state = "REFUND" if trade.refunded_minor else "SUCCESS"
     return Notification(
-        out_trade_no=trade.out_trade_no, provider_trade_no=trade.provider_trade_no, amount_minor=trade.amount_minor,
-        currency=trade.currency, paid=trade.paid_at is not None, state=state, paid_at=trade.paid_at,
+        out_trade_no=trade.out_trade_no,
+        provider_trade_no=trade.provider_trade_no,
+        amount_minor=trade.amount_minor,
+        currency=trade.currency,
+        paid=trade.paid_at is not None,
+        state=state,
+        paid_at=trade.paid_at,
     )
 
 
@@ -283,7 +311,7 @@ def sandbox_trade_pay(*, trade: SandboxTrade, deliveries: int = 1, delay_seconds
             paid_at=now, provider_trade_no=_provider_number("SBX")
         )
         if paid:
-            for _ in range(max(deliveries, 0)):
+            for _delivery in range(max(deliveries, 0)):
                 transaction.on_commit(
                     lambda: sandbox_notification_send.apply_async(args=[trade.pk], countdown=max(delay_seconds, 0))
                 )
@@ -317,8 +345,12 @@ def sandbox_notification_send(*, trade_id: int) -> int:
         return 0
     config = PaymentConfig.objects.get(merchant_id=trade.merchant_id, provider=Provider.SANDBOX)
     body = sandbox_notification_body(
-        mchid=sandbox_merchant_id(config), out_trade_no=trade.out_trade_no, transaction_id=trade.provider_trade_no,
-        amount_minor=trade.amount_minor, currency=trade.currency, success_time=trade.paid_at,
+        mchid=sandbox_merchant_id(config),
+        out_trade_no=trade.out_trade_no,
+        transaction_id=trade.provider_trade_no,
+        amount_minor=trade.amount_minor,
+        currency=trade.currency,
+        success_time=trade.paid_at,
     )
     headers = sandbox_notification_headers(secret=config.signing_secret, body=body)
     return notification_deliver(url=trade.notify_url, body=body, headers=headers)
@@ -338,20 +370,49 @@ def sandbox_statement(merchant: Merchant, date: date) -> bytes:
     for trade in trades.order_by("paid_at", "id"):
         fee = _fee_minor(trade.amount_minor)
         amount = _yuan(trade.amount_minor, trade.currency)
-        rows.append((trade.paid_at, trade.pk, _bill_row(
-            when=trade.paid_at, appid=appid, mchid=mchid, trade=trade, state="SUCCESS", settled=amount,
-            refund_no="", out_refund_no="", refund=_yuan(0, trade.currency), fee=fee, ordered=amount,
-        )))
+        rows.append(
+            (
+                trade.paid_at,
+                trade.pk,
+                _bill_row(
+                    when=trade.paid_at,
+                    appid=appid,
+                    mchid=mchid,
+                    trade=trade,
+                    state="SUCCESS",
+                    settled=amount,
+                    refund_no="",
+                    out_refund_no="",
+                    refund=_yuan(0, trade.currency),
+                    fee=fee,
+                    ordered=amount,
+                ),
+            )
+        )
         totals["trades"] += trade.amount_minor
         totals["fees"] += fee
     refunds = SandboxRefund.objects.filter(trade__merchant=merchant, created_at__gte=start, created_at__lt=end)
     for refund in refunds.select_related("trade").order_by("created_at", "id"):
         trade, fee = refund.trade, -_fee_minor(refund.amount_minor)
-        rows.append((refund.created_at, refund.pk, _bill_row(
-            when=refund.created_at, appid=appid, mchid=mchid, trade=trade, state="REFUND",
-            settled=_yuan(0, trade.currency), refund_no=refund.provider_refund_no, out_refund_no=refund.out_refund_no,
-            refund=_yuan(refund.amount_minor, trade.currency), fee=fee, ordered=_yuan(0, trade.currency),
-        )))
+        rows.append(
+            (
+                refund.created_at,
+                refund.pk,
+                _bill_row(
+                    when=refund.created_at,
+                    appid=appid,
+                    mchid=mchid,
+                    trade=trade,
+                    state="REFUND",
+                    settled=_yuan(0, trade.currency),
+                    refund_no=refund.provider_refund_no,
+                    out_refund_no=refund.out_refund_no,
+                    refund=_yuan(refund.amount_minor, trade.currency),
+                    fee=fee,
+                    ordered=_yuan(0, trade.currency),
+                ),
+            )
+        )
         totals["refunds"] += refund.amount_minor
         totals["fees"] += fee
     rows.sort(key=lambda row: (row[0], row[1]))
@@ -369,8 +430,18 @@ def sandbox_statement(merchant: Merchant, date: date) -> bytes:
 
 
 def _bill_row(
-    *, when: datetime, appid: str, mchid: str, trade: SandboxTrade, state: str, settled: str, refund_no: str,
-    out_refund_no: str, refund: str, fee: int, ordered: str,
+    *,
+    when: datetime,
+    appid: str,
+    mchid: str,
+    trade: SandboxTrade,
+    state: str,
+    settled: str,
+    refund_no: str,
+    out_refund_no: str,
+    refund: str,
+    fee: int,
+    ordered: str,
 ) -> list[str]:
     zero = _yuan(0, trade.currency)
     return [

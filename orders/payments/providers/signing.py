@@ -15,6 +15,7 @@ import hmac
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from django.utils.translation import gettext as _
 
 from .base import ProviderError
 
@@ -31,9 +32,9 @@ def load_private_key(text: str) -> rsa.RSAPrivateKey:
         else:
             key = serialization.load_der_private_key(base64.b64decode("".join(text.split())), password=None)
     except (ValueError, TypeError, binascii.Error, UnsupportedAlgorithm) as error:
-        raise ProviderError(f"the signing key is not an RSA private key ({error})") from None
+        raise ProviderError(_("the signing key is not an RSA private key (%(error)s)") % {"error": error}) from None
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise ProviderError("the signing key is not an RSA private key")
+        raise ProviderError(_("the signing key is not an RSA private key"))
     return key
 
 
