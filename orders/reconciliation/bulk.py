@@ -106,8 +106,9 @@ def _stage(*, run_id: int, stream: BinaryIO, merchant_no: str) -> StagedStatemen
             _check_summary(summary_header, summary_columns, summary_values, rows, sums, summary_line_no)
         except StatementError:
             raise _NotVouched from None
-        # REVOKED rows count towards the summary only (see wechatpay.ROW_STATES).
-        cursor.execute(f"DELETE FROM {stage} WHERE kind IS NULL")  # noqa: S608 - our own identifier
+        if count > staged.lines:
+            # REVOKED rows count towards the summary only (see wechatpay.ROW_STATES).
+            cursor.execute(f"DELETE FROM {stage} WHERE kind IS NULL")  # noqa: S608 - our own identifier
         # The planner knows nothing of a fresh temp table (see staging.statement_stage).
         # Only the columns the matching joins and filters on: sampling the rest costs time and helps no plan.
         cursor.execute(f"ANALYZE {stage} (kind, out_trade_no, provider_trade_no, out_refund_no, line_no)")
