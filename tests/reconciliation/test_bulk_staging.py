@@ -118,25 +118,31 @@ def test_any_bill_is_staged_exactly_as_the_reader_reads_it(kinds, fen, fees, lay
 @pytest.mark.parametrize(
     "odd",
     [
-        {"订单金额": "010.00", "应结订单金额": "010.00"},  # a leading zero
-        {"订单金额": "+10.00", "应结订单金额": "+10.00"},  # a sign
+        {"订单金额": "+10.00", "应结订单金额": "+10.00"},  # a plus sign
+        {"订单金额": "1e1", "应结订单金额": "1e1"},  # an exponent (the reader refuses it; so the fallback says)
+        {"订单金额": ".5", "应结订单金额": ".5"},  # no digit before the point (likewise)
         {"商户订单号": " T1 "},  # spaces the reader strips
         {"交易时间": "2026-03-01  10:00:00"},  # two spaces between date and time
         {"商户订单号": "订单一"},  # a trade number that is not ASCII
     ],
 )
-def test_an_odd_but_valid_bill_is_left_to_the_reader_which_reads_it(odd):
+def test_an_odd_bill_is_left_to_the_reader_which_reads_it_or_names_the_line(odd):
     data = v.wechat_tradebill([entry(1, extra=odd), refund(2)])
     assert by_bulk(data) is None
-    rows, _sums = by_reader(data)
-    assert [(row[1], row[2], row[5]) for row in rows] == [("trade", odd.get("商户订单号", "T1").strip(), 1000),
-                                                          ("refund", "T2", 300)]  # fmt: skip
+    try:
+        rows, _sums = by_reader(data)
+    except StatementError as refused:
+        assert refused.line_no == 2 and "is not an amount" in refused.message
+    else:
+        assert [(row[1], row[2], row[5]) for row in rows] == [("trade", odd.get("商户订单号", "T1").strip(), 1000),
+                                                              ("refund", "T2", 300)]  # fmt: skip
 
 
 @pytest.mark.parametrize(
     "unusual",
     [
         {"手续费": "0.06"},  # a fee with two places, not five
+        {"订单金额": "010.00", "应结订单金额": "010.00"},  # a leading zero: the same amount either way
         {"交易时间": ""},  # no time
         {"货币种类": ""},  # no currency: CNY
         {"商品名称": "a \\N tab\there, and a backslash \\"},  # COPY's escapes inside a cell we do not read
