@@ -40,8 +40,6 @@ from ..payments.providers.wechatpay import (
 from .staging import MAX_NUMBER_LENGTH, StagedStatement, stage_table_name
 
 CHUNK_BYTES = 4 * 1024 * 1024
-# A million-line bill's two temporary tables take about 400 MB; buffers are taken as needed, up to this.
-TEMP_BUFFERS = "512MB"
 # The summary header, its line and blank lines: anything longer after the rows is not a trade bill.
 MAX_TAIL_BYTES = 64 * 1024
 # A newline not followed by a backtick: the end of the rows (the summary header starts there).
@@ -78,7 +76,6 @@ def _stage(*, run_id: int, stream: BinaryIO, merchant_no: str) -> StagedStatemen
     bill, stage = f"reconciliation_bill_{int(run_id)}", stage_table_name(run_id)
     tail = bytearray()
     rows = 0
-    _temp_buffers_raise()
     with connection.cursor() as cursor:
         # Times are checked by printing them back: that needs ISO output.
         cursor.execute("SET LOCAL DateStyle = 'ISO, YMD'")
@@ -117,17 +114,6 @@ def _stage(*, run_id: int, stream: BinaryIO, merchant_no: str) -> StagedStatemen
         cursor.execute(f"ANALYZE {stage} (kind, out_trade_no, provider_trade_no, out_refund_no, line_no)")
     staged.table = stage
     return staged
-
-
-def _temp_buffers_raise() -> None:
-    """Room for a big bill's temporary tables in the session's own buffers (8 MB by default), so they are
-    not written out and read back between statements. PostgreSQL takes the setting only before the
-    session's first temporary table; later it refuses it, and the default stays (slower, as correct)."""
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"SET temp_buffers = '{TEMP_BUFFERS}'")
-    except DatabaseError:
-        pass
 
 
 def _row_chunks(source: BinaryIO, tail: bytearray) -> Iterator[bytes]:
