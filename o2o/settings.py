@@ -111,6 +111,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # Pickup pages' filters live with the pickups package (orders/pickups is not an app of its own).
+            "libraries": {"pickups": "orders.pickups.templatetags"},
         },
     },
 ]
