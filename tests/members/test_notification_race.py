@@ -11,7 +11,7 @@ from orders.pickups.ready import order_mark_ready
 from tests.races import race
 from tests.test_celery_worker import CeleryWorker, wait_until
 
-from .test_notifications import Gateway, gateway  # noqa: F401 - the fake gateway fixture
+from .conftest import Gateway
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

@@ -2,10 +2,7 @@
 redeliveries and races; failures recorded and retried with a growing wait, then given up; the sweep
 sends what was never published; the HTTP SMS gateway backend speaks its documented protocol."""
 
-import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from django.utils import timezone
@@ -37,7 +34,9 @@ def test_a_redelivered_or_doubled_send_sends_nothing_twice(shop, recorded_sms):
     assert recorded_sms[0]["reference"] == f"o2o-notification-{notification.pk}"
 
 
-def test_queueing_twice_keeps_one_row_per_order_kind_and_channel(shop, recorded_sms, django_capture_on_commit_callbacks):
+def test_queueing_twice_keeps_one_row_per_order_kind_and_channel(
+    shop, recorded_sms, django_capture_on_commit_callbacks
+):
     notification = queued(shop)
     order = notification.order
     with django_capture_on_commit_callbacks(execute=True):
@@ -130,38 +129,6 @@ def test_a_claim_in_flight_is_not_sent_by_anyone_else(shop, recorded_sms):
 # --------------------------------------------------------------------------- the HTTP gateway
 
 
-class Gateway(BaseHTTPRequestHandler):
-    answers: list[int] = []
-    seen: list[dict] = []
-
-    def do_POST(self):  # noqa: N802 - http.server's name
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        Gateway.seen.append({"headers": dict(self.headers), "json": json.loads(body)})
-        code = Gateway.answers.pop(0) if Gateway.answers else 200
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(json.dumps({"id": "msg-77"} if code == 200 else {"error": "busy"}).encode())
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def gateway(settings):
-    server = HTTPServer(("127.0.0.1", 0), Gateway)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    Gateway.answers, Gateway.seen = [], []
-    settings.SMS_GATEWAY_URL = f"http://127.0.0.1:{server.server_port}/send"
-    settings.SMS_GATEWAY_TOKEN = "secret-token"
-    settings.SMS_SENDER = "Lotus"
-    settings.SMS_GATEWAY_TIMEOUT = 5
-    yield Gateway
-    server.shutdown()
-    server.server_close()
-
-
 def test_http_gateway_gets_the_message_with_its_reference_as_idempotency_key(gateway):
     answer = HttpSMSBackend().send(to="+8613812345678", subject="", body="Ready!", reference="o2o-notification-9")
     assert answer == "msg-77"
@@ -198,7 +165,8 @@ def test_settings_refuse_an_http_sms_backend_without_a_gateway_url():
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-c", "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='o2o.settings'; django.setup()"],
+        [sys.executable, "-c",
+         "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'o2o.settings'; django.setup()"],
         env={**__import__("os").environ, "NOTIFICATIONS_SMS": "http", "SMS_GATEWAY_URL": ""},
         capture_output=True, text=True, timeout=60,
     )

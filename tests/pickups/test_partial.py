@@ -3,7 +3,6 @@ redemption; the voucher stays valid for what is left; the part that leaves nothi
 (and only it); asking too much or for a line the order does not have names the line and changes
 nothing; a void gives its units back."""
 
-from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
@@ -18,7 +17,6 @@ from orders.pickups.selectors import pickup_lookup
 from orders.pickups.services import pickup_redeem, redemption_void
 from orders.pickups.signals import order_completed, order_completion_voided
 
-from .conftest import signed_in
 from .test_api import redeem as api_redeem
 from .test_api import terminal
 from .test_queries import statements
