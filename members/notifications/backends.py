@@ -53,7 +53,9 @@ class ConsoleSMSBackend(NotificationBackend):
     """Development: the SMS is printed where the worker logs, nothing leaves the machine."""
 
     channel = "sms"
-    stream = sys.stdout
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stdout  # read now, not at import: the worker's own stdout
 
     def send(self, *, to: str, subject: str, body: str, reference: str) -> str:
         self.stream.write(f"SMS to {to} [{reference}]\n{body}\n{'-' * 40}\n")

@@ -171,3 +171,44 @@ def test_settings_refuse_an_http_sms_backend_without_a_gateway_url():
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode != 0 and "NOTIFICATIONS_SMS=http needs SMS_GATEWAY_URL" in result.stderr
+
+
+def test_the_console_backend_prints_the_sms_for_development(capsys):
+    from members.notifications.backends import ConsoleSMSBackend
+
+    assert ConsoleSMSBackend().send(to="+8613812345678", subject="", body="Ready!", reference="o2o-notification-3") \
+        == "o2o-notification-3"
+    assert "SMS to +8613812345678 [o2o-notification-3]\nReady!" in capsys.readouterr().out
+
+
+class RefusingMailServer:
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        raise ConnectionRefusedError("mail server refused the connection")
+
+
+def test_an_e_mail_the_mail_server_refuses_is_recorded_as_failed(shop, settings):
+    from members.models import Member
+
+    settings.EMAIL_BACKEND = "tests.members.test_notifications.RefusingMailServer"
+    order = shop.order()
+    Member.objects.filter(pk=order.member_id).update(email="mei@example.com")
+    order_mark_ready(order=order, actor=shop.manager)
+    email = Notification.objects.get(channel="email")
+    row, tried = services.notification_send(notification_id=email.pk)
+    assert tried and row.status == N.FAILED
+    assert row.last_error == "ConnectionRefusedError: mail server refused the connection"
+    # the SMS of the same order is a row of its own, unaffected
+    assert Notification.objects.get(channel="sms").status == N.PENDING
+
+
+def test_a_channel_switched_off_queues_nothing_on_it(shop, settings, recorded_sms):
+    from members.models import Member
+
+    settings.NOTIFICATIONS_SMS_BACKEND = ""
+    order = shop.order()
+    Member.objects.filter(pk=order.member_id).update(email="mei@example.com")
+    order_mark_ready(order=order, actor=shop.manager)
+    assert list(Notification.objects.values_list("channel", flat=True)) == ["email"]
