@@ -106,7 +106,8 @@ def orders_mark_ready(
             moved = Order.objects.filter(pk__in=[o.pk for o in movable], status=O.PAID).update(
                 status=O.READY_FOR_PICKUP, ready_at=now
             )
-            assert moved == len(movable), "the rows are locked by this transaction"
+            if moved != len(movable):  # cannot happen while we hold their locks; never half a batch
+                raise RuntimeError(f"{len(movable)} orders locked, {moved} moved")
             OrderEvent.objects.bulk_create(
                 OrderEvent(
                     merchant_id=order.merchant_id, order=order, from_status=O.PAID, to_status=O.READY_FOR_PICKUP,

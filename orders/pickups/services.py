@@ -32,6 +32,7 @@ from .codes import voucher_code_parse
 from .errors import (
     AlreadyVoided,
     IdempotencyKeyReused,
+    LinesError,
     NotAManager,
     NotRedeemable,
     PickupError,
@@ -108,15 +109,20 @@ def _hand_over(
     refusal = pickup_refusal(order=order, store=store, now=now)
     if refusal is not None:
         raise refusal
-    wanted = handover_quantities(items=items, lines=lines)
-    completes = all(item.handed_over + wanted.get(item.pk, 0) == item.quantity for item in items)
     # Our read of the items may predate the lock we now hold (a part handed over, or voided, while we
-    # waited): write only if every line still has the count we read, else read again. Writers of
-    # handed_over all hold the order's lock, so this statement sees the counts as they now stand; the
-    # check constraint (handed_over <= quantity) stands behind it.
+    # waited): act only if every line still has the count we read, else read again. Writers of
+    # handed_over all hold the order's lock, so a statement from now on sees the counts as they stand;
+    # the check constraint (handed_over <= quantity) stands behind it.
     changed = OrderItem.objects.filter(order_id=order.pk).exclude(
         reduce(or_, (Q(pk=item.pk, handed_over=item.handed_over) for item in items))
     )
+    try:
+        wanted = handover_quantities(items=items, lines=lines)
+    except LinesError:
+        if changed.exists():  # a refusal must be right when made: a void may have given units back
+            return None
+        raise
+    completes = all(item.handed_over + wanted.get(item.pk, 0) == item.quantity for item in items)
     moved = OrderItem.objects.filter(order_id=order.pk).filter(~Exists(changed)).update(
         handed_over=Case(
             *(When(pk=pk, then=F("handed_over") + units) for pk, units in wanted.items()),
@@ -128,7 +134,8 @@ def _hand_over(
     before = order.status
     if completes:
         won = Order.objects.filter(pk=order.pk, status=before).update(status=O.PICKED_UP, closed_at=now)
-        assert won, "the order row is locked by this transaction"
+        if not won:  # cannot happen while we hold the row's lock; if it does, undo the lines with it
+            raise NotRedeemable()
     redemption = Redemption.objects.create(
         merchant_id=order.merchant_id, order=order, store=store, cashier=cashier, channel=channel,
         client=(client or "")[:255], client_ip=client_ip or None, idempotency_key=idempotency_key[:64],

@@ -311,3 +311,48 @@ def test_a_part_that_completes_nothing_is_three_statements(shop):
     with CaptureQueriesContext(connection) as context:
         redeem(shop, order, [{"item": cup.pk, "quantity": 1}], cashier=cashier)
     assert len(statements(context)) == 3, statements(context)
+
+
+# --------------------------------------------------------------------------- a read older than the lock
+
+
+def stale_once(monkeypatch, handed_over_seen: dict[int, int]):
+    """The first read of the lines says what they held before a hand-over or void that committed while we
+    waited for the lock (PostgreSQL's snapshot of the locking SELECT); later reads are current."""
+    from orders.pickups import services
+
+    real = services.order_for_handover
+    calls = []
+
+    def read(**kwargs):
+        held = real(**kwargs)
+        if not calls:
+            for item in held.items:
+                item.handed_over = handed_over_seen.get(item.pk, item.handed_over)
+        calls.append(1)
+        return held
+
+    monkeypatch.setattr(services, "order_for_handover", read)
+    return calls
+
+
+def test_a_stale_read_that_shows_more_left_is_read_again_and_refused(shop, monkeypatch):
+    order = shop.order()
+    cup = lines_of(order)["cup"]
+    redeem(shop, order, [{"item": cup.pk, "quantity": 2}])  # a colleague took both cups
+    calls = stale_once(monkeypatch, {cup.pk: 0})  # ... after our read began
+    with pytest.raises(TooManyUnits) as refused:
+        redeem(shop, order, [{"item": cup.pk, "quantity": 1}])
+    assert len(calls) == 2 and refused.value.details["left"] == 0
+    assert counts(order)["cup"] == (2, 2)
+
+
+def test_a_stale_read_that_shows_fewer_left_is_read_again_not_refused(shop, monkeypatch):
+    order = shop.order()
+    cup = lines_of(order)["cup"]
+    part = redeem(shop, order, [{"item": cup.pk, "quantity": 2}])
+    redemption_void(redemption=part, manager=shop.manager, reason="Chipped")  # the cups are back
+    calls = stale_once(monkeypatch, {cup.pk: 2})  # ... but our read predates the void
+    again = redeem(shop, order, [{"item": cup.pk, "quantity": 2}])
+    assert len(calls) == 2 and [line["quantity"] for line in again.lines] == [2]
+    assert counts(order)["cup"] == (2, 2)
