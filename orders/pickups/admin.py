@@ -136,9 +136,13 @@ class RedemptionInline(TenantTabularInline):
     fk_name = "order"
     extra = 0
     can_delete = False
-    fields = ["created_at", "store", "cashier", "channel", "client", "voided_at", "voided_by", "void_reason"]
+    fields = ["created_at", "handed_over", "store", "cashier", "channel", "client", "voided_at", "voided_by",
+              "void_reason"]
     readonly_fields = fields
     role_permissions = {MANAGER: frozenset({"view"})}
+
+    # A partial pickup is several rows: each says what it gave.
+    handed_over = RedemptionAdmin.handed_over
 
     def has_add_permission(self, request, *args):
         return False

@@ -356,3 +356,33 @@ def test_a_stale_read_that_shows_fewer_left_is_read_again_not_refused(shop, monk
     again = redeem(shop, order, [{"item": cup.pk, "quantity": 2}])
     assert len(calls) == 2 and [line["quantity"] for line in again.lines] == [2]
     assert counts(order)["cup"] == (2, 2)
+
+
+def test_lookup_of_a_partly_collected_voucher_costs_one_more_query_however_many_parts(shop):
+    order = shop.order(quantity=5)
+    cup = lines_of(order)["cup"]
+    found = []
+    for parts in (1, 6):
+        while Redemption.objects.filter(order=order).count() < parts:
+            redeem(shop, order, [{"item": cup.pk, "quantity": 1}])
+        shop.cashier.__dict__.pop("_o2o_staff_role", None)
+        with CaptureQueriesContext(connection) as context:
+            pickup = pickup_lookup(code=order.pickup_code, cashier=shop.cashier, store=shop.xtd)
+            [(part.store.name, part.cashier.username) for part in pickup.collected]
+        assert len(pickup.collected) == parts
+        found.append(len(statements(context)))
+    assert found[0] == found[1] <= 4, found
+
+
+def test_the_order_page_in_the_admin_lists_each_part_and_what_it_gave(shop):
+    from django.urls import reverse
+
+    from .conftest import signed_in
+
+    order = shop.order(quantity=2)
+    cup = lines_of(order)["cup"]
+    redeem(shop, order, [{"item": cup.pk, "quantity": 3}])
+    redeem(shop, order)
+    html = signed_in(shop.manager).get(reverse("admin:orders_order_change", args=[order.pk])).content.decode()
+    assert "<li>3 × Celadon tea cup</li>" in html
+    assert "<li>2 × West Lake Longjing tea 250g</li><li>1 × Celadon tea cup</li>" in html
