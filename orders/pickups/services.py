@@ -267,20 +267,20 @@ def pickup_answer_once(
     is IdempotencyKeyReused (422).
     """
     code = voucher_code_parse(code)
-    stored = PickupIdempotencyKey.objects.filter(user=user, key=key).first()
-    if stored is None:
-        with transaction.atomic():
-            try:
-                with transaction.atomic():
-                    claim = PickupIdempotencyKey.objects.create(user=user, key=key, code=code)
-            except IntegrityError:
-                claim = None
-            if claim is not None:
-                status, body = answer()
-                claim.status_code, claim.body = status, json.dumps(body, cls=DjangoJSONEncoder)
-                claim.save(update_fields=["status_code", "body"])
-                return status, body
-        stored = PickupIdempotencyKey.objects.get(user=user, key=key)
+    # Claim first, read only when the claim fails: a first request (nearly all of them) costs no read,
+    # a retry one failed INSERT.
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                claim = PickupIdempotencyKey.objects.create(user=user, key=key, code=code)
+        except IntegrityError:
+            claim = None
+        if claim is not None:
+            status, body = answer()
+            claim.status_code, claim.body = status, json.dumps(body, cls=DjangoJSONEncoder)
+            claim.save(update_fields=["status_code", "body"])
+            return status, body
+    stored = PickupIdempotencyKey.objects.get(user=user, key=key)
     if stored.code != code:
         raise IdempotencyKeyReused()
     return stored.status_code, json.loads(stored.body)

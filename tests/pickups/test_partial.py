@@ -301,6 +301,13 @@ def test_api_full_redeem_request_queries(shop):
         "SELECT orders_orderitem", "UPDATE orders_orderitem", "UPDATE orders_order", "INSERT orders_redemption",
         "INSERT orders_orderevent",
     ]
+    # With an Idempotency-Key (what the benchmark's POS sends): the key's claim and its stored answer
+    keyed = shop.order(quantity=2)
+    with CaptureQueriesContext(connection) as context:
+        assert api_redeem(client, auth, keyed.pickup_code, key="pos-7-000001").status_code == 200
+    work = statements(context)
+    assert len(work) == 10, work
+    assert [sql.split()[0] for sql in work if "orders_pickupidempotencykey" in sql] == ["INSERT", "UPDATE"]
 
 
 def test_a_part_that_completes_nothing_is_three_statements(shop):
