@@ -35,3 +35,7 @@ def phone_mask(phone: str) -> str:
     if len(phone) < 8:
         return "*" * len(phone)
     return phone[:-8] + phone[-8:-4].translate(str.maketrans("0123456789", "**********")) + phone[-4:]
+
+
+# Notifications live in their own sub-package (members/notifications/); Django finds models through this module.
+from .notifications.models import Notification  # noqa: E402, F401

@@ -111,6 +111,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # Pickup pages' filters live with the pickups package (orders/pickups is not an app of its own).
+            "libraries": {"pickups": "orders.pickups.templatetags"},
         },
     },
 ]
@@ -274,6 +276,46 @@ CELERY_BEAT_SCHEDULE = {
 }
 if REDIS_URL and SCAN_BUFFER:
     CELERY_BEAT_SCHEDULE["scans-flush"] = {"task": "orders.tasks.scans_flush", "schedule": timedelta(seconds=5)}
+
+# Customer notifications (members/notifications): SMS to the member's phone, e-mail when they gave one.
+# NOTIFICATIONS_SMS: console (printed by the worker; the default without a gateway), http (SMS_GATEWAY_URL,
+# the default with one) or off. NOTIFICATIONS_EMAIL: on (through EMAIL_BACKEND) or off.
+_SMS_BACKENDS = {
+    "console": "members.notifications.backends.ConsoleSMSBackend",
+    "http": "members.notifications.backends.HttpSMSBackend",
+    "off": "",
+}
+SMS_GATEWAY_URL = env_str("SMS_GATEWAY_URL", "")
+SMS_GATEWAY_TOKEN = env_str("SMS_GATEWAY_TOKEN", "")
+SMS_SENDER = env_str("SMS_SENDER", "")
+SMS_GATEWAY_TIMEOUT = env_int("SMS_GATEWAY_TIMEOUT", 10, minimum=1)
+NOTIFICATIONS_SMS = env_str("NOTIFICATIONS_SMS", "http" if SMS_GATEWAY_URL else "console")
+if NOTIFICATIONS_SMS not in _SMS_BACKENDS:
+    raise ImproperlyConfigured(f"NOTIFICATIONS_SMS={NOTIFICATIONS_SMS!r}: use one of {', '.join(_SMS_BACKENDS)}")
+if NOTIFICATIONS_SMS == "http" and not SMS_GATEWAY_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured("NOTIFICATIONS_SMS=http needs SMS_GATEWAY_URL=https://...")
+NOTIFICATIONS_SMS_BACKEND = _SMS_BACKENDS[NOTIFICATIONS_SMS]
+NOTIFICATIONS_EMAIL_BACKEND = (
+    "members.notifications.backends.EmailBackend" if env_bool("NOTIFICATIONS_EMAIL", True) else ""
+)
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "no-reply@localhost")
+# A failed message is retried with a growing wait (1, 2, 4 ... minutes, at most an hour), then given up.
+NOTIFICATION_MAX_ATTEMPTS = env_int("NOTIFICATION_MAX_ATTEMPTS", 6, minimum=1)
+# Queued messages whose task was lost, failures due again, claims of a crashed worker: sent by this sweep.
+CELERY_BEAT_SCHEDULE["notifications-resume"] = {
+    "task": "members.tasks.notifications_resume",
+    "schedule": timedelta(minutes=1),
+}
 
 LOGGING = {
     "version": 1,

@@ -18,7 +18,7 @@ from . import selectors, services
 from .fulfilment_admin import OrderFulfilmentAdminMixin
 from .models import Order, OrderEvent, OrderItem, Promotion, PromotionItem, Scan
 from .payments.admin import OrderRefundAdminMixin  # also registers the payments admins
-from .pickups.admin import RedemptionInline  # also registers the redemptions admin
+from .pickups.admin import OrderReadyAdminMixin, RedemptionInline  # also registers the redemptions admin
 from .qr import landing_url, qr_png, qr_svg
 
 # Fields an admin save may write; sold_count and status move only through services.
@@ -255,7 +255,7 @@ class OrderEventInline(ReadOnlyInline):
 
 
 @admin.register(Order)
-class OrderAdmin(OrderFulfilmentAdminMixin, OrderRefundAdminMixin, TenantAdmin):
+class OrderAdmin(OrderFulfilmentAdminMixin, OrderReadyAdminMixin, OrderRefundAdminMixin, TenantAdmin):
     role_permissions = {MANAGER: frozenset({"view"}), "analyst": frozenset({"view"})}
     inlines = [OrderItemInline, OrderEventInline, RedemptionInline]
     list_display = [

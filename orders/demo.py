@@ -102,6 +102,18 @@ def _pay(order: Order) -> Order:
     return order
 
 
+def _refunded(order: Order) -> Order:
+    """Refund a paid demo order in full as the admin's refund action does: through the sandbox provider, so
+    the Refund, the sandbox's ledger (and its statement), the payment's refunded total, the order's state
+    and the member's points all agree."""
+    from .payments.services import refund_create
+
+    if order.status == OS.PAID:
+        refund_create(order=order, reason="demo data: the customer changed their mind", requested_by=None)
+        order.refresh_from_db()
+    return order
+
+
 @transaction.atomic
 def demo_orders_seed() -> None:
     now = timezone.now()
@@ -128,7 +140,7 @@ def demo_orders_seed() -> None:
         _order(tea, "tea-paid", PHONES[1], store=stores[0], quantity=2)
         _order(tea, "tea-ready", PHONES[2], store=stores[1], then=OS.READY_FOR_PICKUP)
         _order(tea, "tea-picked", PHONES[3], store=stores[0], then=OS.PICKED_UP)
-        _order(tea, "tea-refunded", PHONES[4], store=stores[2], then=OS.REFUNDED)
+        _refunded(_order(tea, "tea-refunded", PHONES[4], store=stores[2]))
         _order(tea, "tea-expired", PHONES[5], store=stores[1], then=OS.EXPIRED)
         # Left unpaid an hour ago: the real sweep cancels it and puts its stock back.
         abandoned = _order(tea, "tea-abandoned", PHONES[6], store=stores[2], paid=False)

@@ -6,7 +6,15 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from o2o.money import CURRENCY_MINOR_UNITS, MoneyError, money_from_minor, money_quantize, money_to_minor
+from o2o.money import (
+    CURRENCY_MINOR_UNITS,
+    MoneyError,
+    minor_from_text,
+    money_from_minor,
+    money_from_text,
+    money_quantize,
+    money_to_minor,
+)
 
 # Far beyond any real order (DecimalField(max_digits=12)) but inside Decimal's 28 digits.
 LARGEST_MINOR = 10**18
@@ -173,3 +181,49 @@ def test_unknown_currency_is_refused(currency):
         money_to_minor(Decimal("1.00"), currency)
     with pytest.raises(MoneyError, match="unknown currency"):
         money_from_minor(100, currency)
+
+
+# --------------------------------------------------------------------------- amounts as bills write them
+
+
+@given(
+    sign=st.sampled_from(["", "-", "+"]),
+    whole=st.integers(min_value=0, max_value=10**12 - 1),
+    fraction=st.text(alphabet="0123456789", max_size=5),
+    currency=known_currencies,
+)
+@example(sign="", whole=12, fraction="30", currency="CNY")
+@example(sign="-", whole=0, fraction="005", currency="CNY")
+@example(sign="", whole=1, fraction="5", currency="JPY")
+def test_amount_text_reads_exactly_as_decimal_would(sign, whole, fraction, currency):
+    text = f"{sign}{whole}" + (f".{fraction}" if fraction else "")
+    value = Decimal(text)
+    try:
+        exact = money_to_minor(value, currency)
+    except MoneyError:
+        exact = None
+    try:
+        read = minor_from_text(text, currency)
+    except MoneyError:
+        read = None
+    assert read == exact
+    # rounded as providers round fees: half away from zero, to the currency's unit
+    rounded = money_to_minor(money_quantize(value, currency), currency)
+    assert minor_from_text(text, currency, round_half_up=True) == rounded
+    if exact is not None:
+        as_money = money_from_text(text, currency)
+        assert as_money == value and as_money.as_tuple().exponent == -CURRENCY_MINOR_UNITS[currency]
+
+
+@pytest.mark.parametrize(
+    "text", ["", " 1.00", "1.00 ", "1e3", "1,000.00", "１.００", ".5", "5.", "1.000001", "NaN", "--1", "1234567890123"]
+)
+def test_anything_but_plain_digits_is_not_an_amount(text):
+    with pytest.raises(MoneyError):
+        minor_from_text(text, "CNY", round_half_up=True)
+
+
+def test_finer_places_count_in_their_own_units():
+    assert minor_from_text("-0.06000", "CNY", places=5) == -6000
+    with pytest.raises(MoneyError, match="more than 4 decimal places"):
+        minor_from_text("0.06001", "CNY", places=4)

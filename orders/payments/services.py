@@ -40,7 +40,14 @@ from ..errors import OrderNotPayable
 from ..models import Order, OrderEvent
 from ..services import order_mark_paid, order_mark_refunded
 from .models import Payment, PaymentConfig, PaymentNotification, Provider, Refund
-from .providers.base import Notification, NotificationRejected, NotifyAnswer, ProviderError, provider_for
+from .providers.base import (
+    Notification,
+    NotificationIgnored,
+    NotificationRejected,
+    NotifyAnswer,
+    ProviderError,
+    provider_for,
+)
 
 logger = logging.getLogger("orders.payments")
 
@@ -130,13 +137,14 @@ def payment_config_for_checkout(*, merchant_id: int, provider: str | None = None
     raise PaymentUnavailable()
 
 
-def payment_start(*, order: Order, provider: str | None = None) -> str:
+def payment_start(*, order: Order, provider: str | None = None, client_ip: str = "", openid: str = "") -> str:
     """Where the customer's phone goes to pay `order`.
 
     Creates a Payment for the order's total (computed when the order was placed, never taken from
     the client) at the merchant's active provider, or reuses the order's open one for the same
     account and amount (a reload, the order page's "Pay now"). An order that is no longer waiting
-    for payment sends the customer to the order page instead.
+    for payment sends the customer to the order page instead. `client_ip` and `openid` are the
+    customer's, for providers with flows per browser (WeChat Pay H5 and JSAPI).
     """
     order_page = reverse("orders:order", args=[order.token])
     if order.status != O.PENDING_PAYMENT:
@@ -157,6 +165,8 @@ def payment_start(*, order: Order, provider: str | None = None) -> str:
         payment,
         notify_url=settings.SITE_URL + reverse("payment-notify", args=[config.provider, config.merchant.slug]),
         return_url=settings.SITE_URL + order_page,
+        client_ip=client_ip,
+        openid=openid,
     )
     return checkout.url or order_page
 
@@ -192,6 +202,17 @@ def payment_notify(
         )
         notification.status, notification.error = NS.REJECTED, reason
         return provider.notify_answer(accepted=False), notification
+    except NotificationIgnored as ignored:
+        # Genuine, but nothing to apply (the customer has not paid yet, the trade was closed): kept for the
+        # audit trail and acknowledged, or the provider would keep sending it; no payment is touched.
+        verified, error = _report_json(ignored.report), _("The provider says %(state)s: not a payment.") % {
+            "state": ignored.report.state
+        }
+        PaymentNotification.objects.filter(pk=notification.pk, status=NS.RECEIVED).update(
+            status=NS.IGNORED, out_trade_no=ignored.report.out_trade_no[:64], verified=verified, error=error
+        )
+        notification.status, notification.error, notification.verified = NS.IGNORED, error, verified
+        return provider.notify_answer(accepted=True), notification
     PaymentNotification.objects.filter(pk=notification.pk).update(
         out_trade_no=report.out_trade_no[:64], verified=_report_json(report)
     )
@@ -218,7 +239,10 @@ def payment_report_record(
     """Record what the provider told us without a push (our query, a settlement statement) as a
     notification of that source, and apply it through the same path as a pushed one."""
     if report.out_trade_no != payment.out_trade_no:
-        raise ProviderError(f"the provider answered about {report.out_trade_no}, not {payment.out_trade_no}")
+        raise ProviderError(
+            _("the provider answered about %(theirs)s, not %(ours)s")
+            % {"theirs": report.out_trade_no, "ours": payment.out_trade_no}
+        )
     verified = _report_json(report)
     notification = PaymentNotification.objects.create(
         merchant_id=payment.merchant_id, provider=payment.provider, source=source, headers={},
@@ -510,6 +534,15 @@ def refund_send(*, refund: Refund, channel: str = Channel.ADMIN) -> Refund:
         logger.warning("refund %s: the provider could not be reached, left pending: %s", refund.out_refund_no, error)
         return refund
     now = timezone.now()
+    if result.pending:
+        # Accepted, not final: keep the provider's number and ask again later (refunds_resume).
+        if result.provider_refund_no:
+            Refund.objects.filter(pk=refund.pk, status=RS.PENDING).update(
+                provider_refund_no=result.provider_refund_no[:64]
+            )
+            refund.refresh_from_db()
+        logger.info("refund %s: the provider is still processing it", refund.out_refund_no)
+        return refund
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=refund.payment_id)
         if not result.succeeded:
@@ -545,7 +578,8 @@ def refund_send(*, refund: Refund, channel: str = Channel.ADMIN) -> Refund:
 
 
 def refunds_resume(*, now: datetime | None = None, after: timedelta = timedelta(minutes=2), limit: int = 200) -> int:
-    """Ask again for refunds left pending (the provider did not answer); how many got decided."""
+    """Ask again for refunds left pending (the provider did not answer, or answered that it is still
+    processing them); how many got decided."""
     now = now or timezone.now()
     decided = 0
     for refund in Refund.objects.filter(status=RS.PENDING, created_at__lt=now - after).select_related("payment")[

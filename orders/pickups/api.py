@@ -8,7 +8,13 @@ refunded / cancelled, 410 expired, 403 wrong_store (with the store it belongs to
 
 from axes.helpers import get_client_ip_address
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,9 +23,12 @@ from rest_framework.views import APIView
 from merchants.models import Store
 from o2o.tenancy import IsMerchantStaff
 
-from .errors import PickupError, RateLimited, StoreNotAllowed, StoreRequired
+from ..models import OrderEvent
+from .codes import voucher_code_parse
+from .errors import PickupError, RateLimited, StoreNotAllowed, StoreRequired, UnknownCode
 from .models import Redemption
-from .selectors import Pickup, may_verify_pickups, pickup_lookup, pickup_stores_for, staff_name
+from .ready import SKIP_REASONS, NotMarkedReady, order_mark_ready, orders_mark_ready
+from .selectors import Pickup, may_verify_pickups, order_for_cashier, pickup_lookup, pickup_stores_for, staff_name
 from .services import pickup_answer_once, pickup_redeem
 from .throttling import unknown_codes_limited
 
@@ -39,6 +48,21 @@ class PickupItemSerializer(serializers.Serializer):
     sku = serializers.CharField(source="product.sku")
     name = serializers.CharField(source="product.name")
     quantity = serializers.IntegerField()
+    handed_over = serializers.IntegerField(help_text="Units collected already (earlier parts).")
+    left = serializers.IntegerField(help_text="Units still to hand over.")
+
+
+class CollectedPartSerializer(serializers.Serializer):
+    """A part handed over earlier: when, where, by whom, what."""
+
+    redemption = serializers.IntegerField(source="pk")
+    redeemed_at = serializers.DateTimeField(source="created_at")
+    store = StoreRefSerializer()
+    cashier = serializers.SerializerMethodField()
+    lines = serializers.ListField(child=serializers.DictField())
+
+    def get_cashier(self, redemption: Redemption) -> str:
+        return staff_name(redemption.cashier)
 
 
 class PickupSerializer(serializers.Serializer):
@@ -56,6 +80,8 @@ class PickupSerializer(serializers.Serializer):
     pickup_deadline = serializers.DateTimeField(source="deadline")
     total = serializers.DecimalField(source="order.total", max_digits=12, decimal_places=2)
     currency = serializers.CharField(source="order.currency")
+    ready_at = serializers.DateTimeField(source="order.ready_at", allow_null=True)
+    collected = CollectedPartSerializer(many=True, help_text="Parts handed over already, oldest first.")
 
 
 class RedemptionLineSerializer(serializers.Serializer):
@@ -65,8 +91,19 @@ class RedemptionLineSerializer(serializers.Serializer):
     quantity = serializers.IntegerField()
 
 
+class LeftLineSerializer(serializers.Serializer):
+    item = serializers.IntegerField(source="pk")
+    name = serializers.CharField(source="product.name")
+    quantity = serializers.IntegerField()
+    handed_over = serializers.IntegerField()
+    left = serializers.SerializerMethodField()
+
+    def get_left(self, item) -> int:
+        return item.quantity - item.handed_over
+
+
 class RedemptionSerializer(serializers.Serializer):
-    """A hand-over that happened: what, where, when, by whom."""
+    """A hand-over that happened: what (this part), where, when, by whom, and what is left to collect."""
 
     redemption = serializers.IntegerField(source="pk")
     order = serializers.IntegerField(source="order_id")
@@ -76,8 +113,24 @@ class RedemptionSerializer(serializers.Serializer):
     store = StoreRefSerializer()
     cashier = serializers.SerializerMethodField()
     channel = serializers.CharField()
-    lines = RedemptionLineSerializer(many=True)
+    lines = RedemptionLineSerializer(many=True, help_text="What this hand-over gave.")
+    complete = serializers.SerializerMethodField(help_text="Everything is collected: the order is picked up.")
+    order_lines = serializers.SerializerMethodField(help_text="Every line of the order after this hand-over.")
     member_phone = serializers.SerializerMethodField()
+
+    def _items(self, redemption: Redemption) -> list:
+        items = getattr(redemption, "order_items", None)
+        if items is None:  # a retry's earlier redemption: read the lines as they stand
+            items = list(redemption.order.items.select_related("product").order_by("id"))
+            redemption.order_items = items
+        return items
+
+    def get_complete(self, redemption: Redemption) -> bool:
+        return all(item.handed_over >= item.quantity for item in self._items(redemption))
+
+    @extend_schema_field(LeftLineSerializer(many=True))
+    def get_order_lines(self, redemption: Redemption) -> list:
+        return LeftLineSerializer(self._items(redemption), many=True).data
 
     def get_cashier(self, redemption: Redemption) -> str:
         return staff_name(redemption.cashier)
@@ -86,9 +139,18 @@ class RedemptionSerializer(serializers.Serializer):
         return Pickup(order=redemption.order, items=[]).masked_phone
 
 
+class RedeemLineSerializer(serializers.Serializer):
+    item = serializers.IntegerField(help_text="The line's `item` id from the lookup.")
+    quantity = serializers.IntegerField(min_value=0, help_text="Units of it to hand over now.")
+
+
 class RedeemRequestSerializer(serializers.Serializer):
     store = serializers.CharField(
         required=False, help_text="Code of the store you are at; may be left out by a cashier of one store."
+    )
+    lines = RedeemLineSerializer(
+        many=True, required=False, allow_empty=False,
+        help_text="A partial pickup: what to hand over now. Left out: everything that is left.",
     )
 
 
@@ -123,7 +185,9 @@ def _error(description: str, serializer=PickupErrorSerializer, **example) -> Ope
 
 
 _ERRORS = {
-    400: _error("`store_required`: you serve several stores; say which one.", code="store_required",
+    400: _error("`store_required`: you serve several stores; say which one. `unknown_line`: `lines` names an "
+                "item that is not a line of this order (`item` in the body); `nothing_to_hand_over`: every "
+                "quantity in `lines` is 0.", code="store_required",
                 detail="Say at which store you are (you serve more than one)."),
     403: _error(
         "`wrong_store`: the voucher is for another store of the merchant (named in the body); "
@@ -136,7 +200,8 @@ _ERRORS = {
                 detail="No voucher has this code. Check it and try again."),
     409: _error(
         "`already_redeemed` (when, by whom, at which store), `not_paid`, `refunded` or `cancelled`: do not "
-        "hand anything over.",
+        "hand anything over. `too_many_units`: a line of `lines` asks for more than is left (`item`, `name`, "
+        "`asked`, `left` in the body); nothing was handed over.",
         AlreadyRedeemedErrorSerializer, code="already_redeemed",
         detail="Already handed over. Do not hand it over again.", redeemed_at="2026-11-25T14:03:11+08:00",
         by="Wang Fang", store="Lotus Xintiandi", store_code="xtd",
@@ -244,8 +309,10 @@ class PickupRedeemView(APIView):
     @extend_schema(
         operation_id="pickups_redeem",
         summary="Hand a pickup voucher's goods over (exactly once)",
-        description="Redeems the voucher at the store named in the body (or the cashier's only store). Exactly "
-        "one of any number of concurrent requests gets 200; the others get 409 already_redeemed. Send an "
+        description="Redeems the voucher at the store named in the body (or the cashier's only store): everything "
+        "left to collect, or only the `lines` given (a partial pickup; the voucher stays valid for the rest, and "
+        "each part is its own redemption). Exactly one of any number of concurrent full hand-overs gets 200; "
+        "the others get 409 already_redeemed; concurrent parts never hand over more than was bought. Send an "
         "Idempotency-Key to retry safely.",
         tags=["pickups"],
         parameters=[_CODE, _KEY, _CLIENT],
@@ -277,6 +344,7 @@ class PickupRedeemView(APIView):
                         code=code, cashier=request.user, store=store, channel=Redemption.Channel.API,
                         client=request.headers.get("X-Client-Name") or request.headers.get("User-Agent", ""),
                         client_ip=_ip(request), idempotency_key=key,
+                        lines=params.validated_data.get("lines"),
                     )
             except RateLimited:
                 raise  # not an answer to keep: the retry after the wait must be tried for real
@@ -291,3 +359,91 @@ class PickupRedeemView(APIView):
         except PickupError as error:
             return _error_response(error)
         return Response(body, status=status)
+
+
+# --------------------------------------------------------------------------- ready for pickup
+
+
+class ReadyAnswerSerializer(serializers.Serializer):
+    order = serializers.IntegerField(source="pk")
+    code = serializers.CharField(source="pickup_code")
+    status = serializers.CharField()
+    ready_at = serializers.DateTimeField()
+
+
+class ReadyBulkRequestSerializer(serializers.Serializer):
+    orders = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=1000,
+        help_text="Order ids (at most 1000).",
+    )
+
+
+class ReadySkippedSerializer(serializers.Serializer):
+    order = serializers.IntegerField()
+    reason = serializers.CharField(help_text=", ".join(SKIP_REASONS))
+    detail = serializers.CharField()
+
+
+class ReadyBulkAnswerSerializer(serializers.Serializer):
+    moved = serializers.ListField(child=serializers.IntegerField())
+    skipped = ReadySkippedSerializer(many=True)
+
+
+class PickupReadyView(APIView):
+    permission_classes = [VerifiesPickups]
+
+    @extend_schema(
+        operation_id="pickups_mark_ready",
+        summary="Mark a pickup order ready for pickup (the customer is told)",
+        description="Paid -> ready for pickup; the customer gets an SMS (and an e-mail if they gave one), once. "
+        "Cashiers may do this for orders of their stores, managers for any of their merchant's.",
+        tags=["pickups"],
+        parameters=[_CODE],
+        request=None,
+        responses={
+            200: ReadyAnswerSerializer,
+            404: _error("`unknown_code`: no voucher of yours has this code.", code="unknown_code",
+                        detail="No voucher has this code. Check it and try again."),
+            409: _error("`not_marked_ready`: `reason` says why (" + ", ".join(SKIP_REASONS) + ").",
+                        code="not_marked_ready", detail="Not paid yet.", reason="not_paid"),
+        },
+    )
+    def post(self, request: Request, code: str) -> Response:
+        try:
+            with unknown_codes_limited(user_id=request.user.pk, ip=_ip(request)):
+                order = order_for_cashier(code=voucher_code_parse(code), cashier=request.user, store=None)
+                order = order_mark_ready(order=order, actor=request.user, channel=OrderEvent.Channel.API)
+        except PickupError as error:
+            return _error_response(error)
+        except NotMarkedReady as error:
+            if error.reason == "not_found":  # a cashier asking about another store's order: unknown to them
+                return _error_response(UnknownCode())
+            return Response({"code": error.code, "detail": error.message, "reason": error.reason},
+                            status=error.http_status)
+        return Response(ReadyAnswerSerializer(order).data)
+
+
+class PickupReadyBulkView(APIView):
+    permission_classes = [VerifiesPickups]
+
+    @extend_schema(
+        operation_id="pickups_mark_ready_bulk",
+        summary="Mark many pickup orders ready for pickup",
+        description="Set-based: every paid pickup order among `orders` that you may prepare moves to ready for "
+        "pickup and its customer is told; the others are listed in `skipped` with the reason (another "
+        "merchant's order is `not_found`, like one that does not exist).",
+        tags=["pickups"],
+        request=ReadyBulkRequestSerializer,
+        responses={200: ReadyBulkAnswerSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        params = ReadyBulkRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        outcome = orders_mark_ready(
+            order_ids=params.validated_data["orders"], actor=request.user, channel=OrderEvent.Channel.API
+        )
+        skipped = [
+            {"order": pk, "reason": reason, "detail": str(SKIP_REASONS[reason])}
+            for pk, reason in sorted(outcome.skipped.items())
+        ]
+        return Response({"moved": outcome.moved, "skipped": skipped})

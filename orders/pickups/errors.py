@@ -96,6 +96,44 @@ class NotRedeemable(PickupError):
     screen = "not_redeemable"
 
 
+class LinesError(PickupError):
+    """What a cashier asked to hand over does not fit the order; nothing was handed over."""
+
+    screen = "lines"
+
+
+class UnknownLine(LinesError):
+    code = "unknown_line"
+    http_status = status.HTTP_400_BAD_REQUEST
+    default_message = _("This order has no such line.")
+
+    def __init__(self, *, item: object, name: str = "", reason: str = "") -> None:
+        if reason == "quantity":
+            message = _("%(name)s: say how many, once, as a whole number (0 or more).") % {"name": name}
+        else:
+            message = _("Line %(item)s is not a line of this order.") % {"item": item}
+        super().__init__(message, item=item, **({"name": name} if name else {}))
+
+
+class TooManyUnits(LinesError):
+    code = "too_many_units"
+    http_status = status.HTTP_409_CONFLICT
+    default_message = _("More units asked for than are left to hand over.")
+
+    def __init__(self, *, item: int, name: str, asked: int, left: int) -> None:
+        super().__init__(
+            _("%(name)s: %(asked)d asked for, only %(left)d left to hand over.")
+            % {"name": name, "asked": asked, "left": left},
+            item=item, name=name, asked=asked, left=left,
+        )
+
+
+class NothingToHandOver(LinesError):
+    code = "nothing_to_hand_over"
+    http_status = status.HTTP_400_BAD_REQUEST
+    default_message = _("Choose at least one unit to hand over.")
+
+
 class StoreNotAllowed(PickupError):
     code = "store_not_allowed"
     http_status = status.HTTP_403_FORBIDDEN

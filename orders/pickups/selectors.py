@@ -1,10 +1,10 @@
 """Reads for the counter: where a user may verify pickups, and what a voucher code says right now."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Exists, Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Subquery
 from django.utils import timezone
 
 from members.models import phone_mask
@@ -18,12 +18,15 @@ from .errors import (
     AlreadyRedeemed,
     Cancelled,
     Expired,
+    NothingToHandOver,
     NotPaid,
     NotRedeemable,
     PickupError,
     Refunded,
     StoreNotAllowed,
+    TooManyUnits,
     UnknownCode,
+    UnknownLine,
     WrongStore,
 )
 from .models import Redemption
@@ -67,6 +70,8 @@ class Pickup:
 
     order: Order
     items: list[OrderItem]
+    # The parts already handed over (not voided), oldest first; empty for a voucher not yet touched.
+    collected: list[Redemption] = field(default_factory=list)
 
     @property
     def code(self) -> str:
@@ -95,6 +100,29 @@ class Pickup:
     @property
     def status(self) -> str:
         return self.order.status
+
+    @property
+    def is_partly_collected(self) -> bool:
+        return any(item.handed_over for item in self.items)
+
+    @property
+    def units_left(self) -> int:
+        return sum(item.quantity - item.handed_over for item in self.items)
+
+
+def _counted(items: list[OrderItem]) -> list[OrderItem]:
+    """Lines with `left` (units still to hand over) for pages and the API."""
+    for item in items:
+        item.left = item.quantity - item.handed_over
+    return items
+
+
+def pickup_of(order: Order) -> Pickup:
+    """The order with its (prefetched) lines, and its earlier parts if some were collected already:
+    one more query, only then."""
+    items = _counted(list(order.items.all()))
+    collected = redemptions_standing(order_id=order.pk) if any(item.handed_over for item in items) else []
+    return Pickup(order=order, items=items, collected=collected)
 
 
 def _counter_orders() -> QuerySet[Order]:
@@ -202,11 +230,13 @@ def order_for_cashier(*, code: str, cashier: Any, store: Store | None) -> Order:
 
 
 def pickup_lookup(*, code: str, cashier: Any, store: Store | None = None, now: datetime | None = None) -> Pickup:
-    """What the counter needs (order, items, masked phone, paid time, pickup store, deadline, status)
-    for a voucher `cashier` may verify, at `store` if given; or the PickupError that says why not.
+    """What the counter needs (order, items with what is left of each, masked phone, paid time, pickup
+    store, deadline, status, parts collected already) for a voucher `cashier` may verify, at `store` if
+    given; or the PickupError that says why not.
 
     `code` may be typed or scanned in any form `voucher_code_parse` reads. Three queries at most on the
-    way to an answer that the goods may be handed over, whatever the order holds.
+    way to an answer that the goods may be handed over, whatever the order holds (one more when parts
+    were collected already: which, when and where).
     """
     now = now or timezone.now()
     order = order_for_cashier(code=voucher_code_parse(code), cashier=cashier, store=store)
@@ -215,13 +245,12 @@ def pickup_lookup(*, code: str, cashier: Any, store: Store | None = None, now: d
     refusal = pickup_refusal(order=order, store=store, now=now)
     if refusal is not None:
         raise refusal
-    return Pickup(order=order, items=list(order.items.all()))
+    return pickup_of(order)
 
 
 def pickup_for_redemption(*, redemption: Redemption) -> Pickup:
     """The order a redemption handed over, as the counter shows it afterwards."""
-    order = _counter_orders().get(pk=redemption.order_id)
-    return Pickup(order=order, items=list(order.items.all()))
+    return pickup_of(_counter_orders().get(pk=redemption.order_id))
 
 
 def redemption_for_staff(*, pk: int, user: Any) -> Redemption | None:
@@ -233,10 +262,105 @@ def redemption_for_staff(*, pk: int, user: Any) -> Redemption | None:
     )
 
 
-def redemption_lines_of(items: list[OrderItem]) -> list[dict]:
-    """Every line in full: today's hand-over. A partial pickup will pass fewer lines or units."""
+@dataclass(frozen=True)
+class HeldOrder:
+    """An order read under its row lock for a hand-over, with its lines (their handed_over as of the read)."""
+
+    order: Order
+    items: list[OrderItem]
+    # This (cashier, idempotency key)'s redemption of the order, if this is a retry.
+    earlier_redemption_id: int | None
+
+
+def order_for_handover(*, code: str, cashier: Any, store: Store, idempotency_key: str = "") -> HeldOrder:
+    """The order behind `code` with its lines, its row locked for the rest of the caller's transaction,
+    as `cashier` may see it at `store`; or StoreNotAllowed / UnknownCode.
+
+    One query: the lines joined to their order (and its store, member, promotion, merchant), FOR UPDATE
+    OF the order's row only. Lines are never added to an order, so "the order has no lines" cannot hide
+    a real voucher. What the read returns may predate the lock (see pickup_redeem): the caller checks.
+    """
+    allowed = store_allowed_without_query(user=cashier, store=store)
+    if allowed is False:
+        raise StoreNotAllowed()
+    role = staff_role_of(cashier)
+    lines = (
+        OrderItem.objects.select_related(
+            "product", "order__pickup_store", "order__member", "order__promotion", "order__merchant"
+        )
+        .select_for_update(of=("order",))
+        .filter(
+            order__pickup_code=code, order__fulfilment=Order.Fulfilment.PICKUP, order__merchant_id=store.merchant_id
+        )
+        .order_by("id")
+    )
+    if allowed is None:  # a cashier: whether they serve this store rides on the same query
+        lines = lines.annotate(
+            cashier_serves_store=Exists(
+                StaffRole.stores.through.objects.filter(staffrole_id=role.pk, store_id=store.pk)
+            )
+        )
+    if idempotency_key:
+        lines = lines.annotate(
+            earlier_redemption_id=Subquery(
+                Redemption.objects.filter(
+                    order_id=OuterRef("order_id"), cashier_id=cashier.pk, idempotency_key=idempotency_key[:64],
+                    voided_at__isnull=True,
+                ).values("pk")[:1]
+            )
+        )
+    items = list(lines) if voucher_code_is_wellformed(code) else []
+    if allowed is None:
+        serves = items[0].cashier_serves_store if items else role.stores.filter(pk=store.pk).exists()
+        if not serves:
+            raise StoreNotAllowed()
+    if not items:
+        raise UnknownCode()
+    order = items[0].order
+    for item in items:
+        item.order = order  # one Order object for all lines, as a prefetch would give
+    return HeldOrder(order=order, items=items, earlier_redemption_id=getattr(items[0], "earlier_redemption_id", None))
+
+
+def handover_quantities(*, items: list[OrderItem], lines: list[dict] | None) -> dict[int, int]:
+    """{item id: units to hand over now}: everything left when `lines` is None, else what `lines` asks
+    for, each checked against what is left of its line (UnknownLine, TooManyUnits, NothingToHandOver
+    name the line and change nothing)."""
+    if lines is None:
+        wanted = {item.pk: item.quantity - item.handed_over for item in items}
+    else:
+        by_pk = {item.pk: item for item in items}
+        wanted = {}
+        for line in lines:
+            item = by_pk.get(line.get("item"))
+            if item is None:
+                raise UnknownLine(item=line.get("item"))
+            asked = line.get("quantity")
+            if not isinstance(asked, int) or isinstance(asked, bool) or asked < 0 or item.pk in wanted:
+                raise UnknownLine(item=item.pk, name=item.product.name, reason="quantity")
+            left = item.quantity - item.handed_over
+            if asked > left:
+                raise TooManyUnits(item=item.pk, name=item.product.name, asked=asked, left=left)
+            wanted[item.pk] = asked
+    wanted = {pk: units for pk, units in wanted.items() if units > 0}
+    if not wanted:
+        raise NothingToHandOver()
+    return wanted
+
+
+def redemption_lines_of(items: list[OrderItem], wanted: dict[int, int]) -> list[dict]:
+    """What one hand-over gave: the lines with units in `wanted`, in the order's line order."""
     return [
-        {"item": item.pk, "product": item.product_id, "name": item.product.name, "quantity": item.quantity}
+        {"item": item.pk, "product": item.product_id, "name": item.product.name, "quantity": wanted[item.pk]}
         for item in items
+        if wanted.get(item.pk)
     ]
 
+
+def redemptions_standing(*, order_id: int) -> list[Redemption]:
+    """The order's hand-overs that were not voided, oldest first (what was collected, when, where)."""
+    return list(
+        Redemption.objects.filter(order_id=order_id, voided_at__isnull=True)
+        .select_related("cashier", "store")
+        .order_by("created_at", "id")
+    )

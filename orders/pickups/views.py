@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from merchants.models import Store
 
 from .codes import voucher_code_parse
-from .errors import PickupError, RateLimited, StoreNotAllowed
+from .errors import LinesError, PickupError, RateLimited, StoreNotAllowed
 from .models import Redemption
 from .selectors import (
     may_verify_pickups,
@@ -120,12 +120,31 @@ def cashier_redeem(request: HttpRequest) -> HttpResponse:
             redemption = pickup_redeem(
                 code=typed, cashier=request.user, store=store, channel=Redemption.Channel.WEB,
                 client=request.headers.get("User-Agent", ""), client_ip=_ip(request),
-                idempotency_key=request.POST.get("form_key", "")[:64],
+                idempotency_key=request.POST.get("form_key", "")[:64], lines=_lines_posted(request),
             )
+    except LinesError as error:
+        # The same order again, with what was wrong above its lines: the cashier corrects and retries.
+        try:
+            pickup = pickup_lookup(code=typed, cashier=request.user, store=store)
+        except PickupError as other:
+            return _outcome(request, other, store=store, typed=typed)
+        return _render(request, "order", store=store, pickup=pickup, form_key=uuid.uuid4().hex, error=error,
+                       status=error.http_status)
     except PickupError as error:
         return _outcome(request, error, store=store, typed=typed)
     # Post/redirect/get: reloading the success screen never posts again.
     return redirect("cashier:redeemed", pk=redemption.pk)
+
+
+def _lines_posted(request: HttpRequest) -> list[dict] | None:
+    """The quantities the page's steppers posted (`qty-<item id>`), or None (a form without them:
+    everything left). Not a number stays as typed, for the service to refuse naming the line."""
+    lines = []
+    for name, value in request.POST.items():
+        if name.startswith("qty-") and name[4:].isdigit():
+            value = value.strip()
+            lines.append({"item": int(name[4:]), "quantity": int(value) if value.isdigit() else value})
+    return lines or None
 
 
 @require_GET

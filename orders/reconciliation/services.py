@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -37,8 +37,9 @@ from o2o.money import minor_unit_exponent, money_from_minor, money_to_minor
 
 from ..models import OrderEvent
 from ..payments.models import PaymentConfig, PaymentNotification
-from ..payments.providers.base import Notification, StatementError, StatementLine, provider_for
+from ..payments.providers.base import Notification, StatementError, StatementLine, StatementNotOffered, provider_for
 from ..payments.services import payment_report_record
+from .bulk import tradebill_stage
 from .matching import MatchScope, statement_match
 from .models import Discrepancy, ReconciliationRun
 from .staging import StagedStatement, statement_stage, statement_unstage
@@ -87,6 +88,16 @@ def statement_parser(*, merchant: Merchant, provider: str) -> Parse:
     """The provider's statement parser. Parsing needs no secrets, so a merchant without an account at the
     provider can still reconcile a file."""
     return provider_for(_config(merchant, provider)).parse_statement
+
+
+def statement_bulk_reader(*, merchant: Merchant, provider: str) -> tuple[str, str] | None:
+    """(format, account) when the provider's statements can be staged in bulk on this database."""
+    if connection.vendor != "postgresql":
+        return None
+    instance = provider_for(_config(merchant, provider))
+    if instance.statement_format != "wechatpay_tradebill":
+        return None
+    return instance.statement_format, instance.statement_account()
 
 
 def _config(merchant: Merchant, provider: str) -> PaymentConfig:
@@ -149,16 +160,25 @@ def reconciliation_run_execute(*, run_id: int, stream: BinaryIO, parse: Parse | 
         # Only the run's row: the merchant's stays free for everyone else during a long run.
         run = Run.objects.select_for_update(of=("self",)).select_related("merchant").filter(pk=run_id).first()
         if run is None:
-            raise NoSuchRun(f"reconciliation run {run_id} does not exist")
+            raise NoSuchRun(_("reconciliation run %(run_id)s does not exist") % {"run_id": run_id})
         if run.status != Run.Status.RUNNING:
             return run
-        parse = parse or statement_parser(merchant=run.merchant, provider=run.provider)
+        bulk = None
+        if parse is None:
+            parse = statement_parser(merchant=run.merchant, provider=run.provider)
+            bulk = statement_bulk_reader(merchant=run.merchant, provider=run.provider)
         run.started_at = timezone.now()
         try:
             # A savepoint: a malformed line rolls back staging, heals and discrepancies alike, and the
             # run's failure is still stored.
             with transaction.atomic():
-                _reconcile(run=run, lines=parse(stream))
+                staged = None
+                if bulk is not None:
+                    staged = tradebill_stage(run_id=run.pk, stream=stream, merchant_no=bulk[1])
+                if staged is None:
+                    # Line by line: the reader accepts the file or names the line that is wrong.
+                    staged = statement_stage(run_id=run.pk, lines=parse(stream))
+                _reconcile(run=run, staged=staged)
                 run.status = Run.Status.SUCCEEDED
         except StatementError as error:
             run.status = Run.Status.FAILED
@@ -228,7 +248,7 @@ def reconciliation_run_stored(*, run_id: int) -> ReconciliationRun:
     """Execute a run from its statement in storage (an upload or a download): what the worker does."""
     run = Run.objects.filter(pk=run_id).first()
     if run is None:
-        raise NoSuchRun(f"reconciliation run {run_id} does not exist")
+        raise NoSuchRun(_("reconciliation run %(run_id)s does not exist") % {"run_id": run_id})
     if run.status != Run.Status.RUNNING:
         return run
     if not run.statement_file or not default_storage.exists(run.statement_file):
@@ -244,25 +264,19 @@ def reconciliation_run_stored(*, run_id: int) -> ReconciliationRun:
 
 
 def statement_download(*, merchant: Merchant, provider: str, statement_date: date) -> BinaryIO | bytes:
-    """The provider's statement of `statement_date`: the sandbox's generated bill, or the provider's
-    `download_statement(date)`. Raises StatementUnavailable when the provider cannot give one."""
-    if provider == "sandbox":
-        try:
-            from ..payments.providers.sandbox import sandbox_statement
-        except ImportError:
-            raise StatementUnavailable(_("The sandbox provider cannot generate statements yet.")) from None
-        return sandbox_statement(merchant, statement_date)
+    """The provider's statement of `statement_date` (the sandbox generates its own from its ledger).
+    Raises StatementUnavailable when the provider cannot give one."""
     try:
         instance = provider_for(_config(merchant, provider))
     except (ImportError, KeyError):
         raise StatementUnavailable(_("Unknown provider %(provider)s.") % {"provider": provider}) from None
-    download = getattr(instance, "download_statement", None)
-    if download is None:
+    try:
+        return instance.download_statement(statement_date)
+    except StatementNotOffered:
         raise StatementUnavailable(
             _("%(provider)s statements cannot be downloaded; pass the file (--file) or upload it.")
             % {"provider": provider}
-        )
-    return download(statement_date)
+        ) from None
 
 
 def reconciliation_runs_stale(*, older_than: timedelta = timedelta(minutes=30)) -> list[int]:
@@ -278,9 +292,8 @@ def reconciliation_runs_stale(*, older_than: timedelta = timedelta(minutes=30)) 
 # --------------------------------------------------------------------------- matching
 
 
-def _reconcile(*, run: ReconciliationRun, lines: Iterator[StatementLine]) -> None:
+def _reconcile(*, run: ReconciliationRun, staged: StagedStatement) -> None:
     merchant = run.merchant
-    staged = statement_stage(run_id=run.pk, lines=lines)
     logger.info("reconciliation run %s: %s statement lines staged (pid %s)", run.pk, staged.lines, os.getpid())
     _hold_for_tests()
     bounds = statement_day_bounds(merchant=merchant, statement_date=run.statement_date)

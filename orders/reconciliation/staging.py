@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import connection
+from django.utils.translation import gettext as _
 
 from ..payments.providers.base import StatementError, StatementLine
 
@@ -104,7 +105,7 @@ def _rows(lines: Iterable[StatementLine], staged: StagedStatement):
             and type(amount) is int
             and type(fee) is int
             and 0 <= amount < MAX_MINOR
-            and -MAX_MINOR < fee < MAX_MINOR
+            and 0 <= fee < MAX_MINOR
             and len(out_trade_no) <= MAX_NUMBER_LENGTH
             and len(provider_trade_no) <= MAX_NUMBER_LENGTH
             and len(out_refund_no) <= MAX_NUMBER_LENGTH
@@ -113,32 +114,47 @@ def _rows(lines: Iterable[StatementLine], staged: StagedStatement):
         ):
             _refuse(line)
         staged.lines += 1
-        staged.fees_minor += fee
+        # Fees are never negative (see StatementLine): charged on a trade, handed back with a refund.
         if kind == TRADE:
             staged.trade_count += 1
             staged.trades_minor += amount
+            staged.fees_minor += fee
         else:
             staged.refund_count += 1
             staged.refunds_minor += amount
+            staged.fees_minor -= fee
         if not staged.currency:
             staged.currency = line.currency
         yield (
-            line.line_no, kind, out_trade_no, provider_trade_no, out_refund_no, amount, fee, occurred_at, line.currency
+            line.line_no,
+            kind,
+            out_trade_no,
+            provider_trade_no,
+            out_refund_no,
+            amount,
+            fee,
+            occurred_at,
+            line.currency,
         )
 
 
 def _refuse(line: StatementLine) -> None:
     """Say which check a line failed (the fast path above only knows that one did)."""
     if line.kind not in _KINDS:
-        why = f"unknown kind {line.kind!r}"
+        why = _("unknown kind %(kind)r") % {"kind": line.kind}
     elif type(line.amount_minor) is not int or not 0 <= line.amount_minor < MAX_MINOR:
-        why = f"amount {line.amount_minor!r} is not a whole number of minor units in range"
-    elif type(line.fee_minor) is not int or not -MAX_MINOR < line.fee_minor < MAX_MINOR:
-        why = f"fee {line.fee_minor!r} is not a whole number of minor units in range"
+        why = _("amount %(amount_minor)r is not a whole number of minor units in range") % {
+            "amount_minor": line.amount_minor
+        }
+    elif type(line.fee_minor) is not int or not 0 <= line.fee_minor < MAX_MINOR:
+        # Never negative: the kind says whether the fee was charged or handed back.
+        why = _("fee %(fee_minor)r is not a whole number of minor units in range, zero or more") % {
+            "fee_minor": line.fee_minor
+        }
     elif len(line.currency) != 3:
-        why = f"currency {line.currency!r} is not a currency code"
+        why = _("currency %(currency)r is not a currency code") % {"currency": line.currency}
     elif line.occurred_at is not None and line.occurred_at.tzinfo is None:
-        why = "its time has no time zone"
+        why = _("its time has no time zone")
     else:
-        why = f"a trade or refund number is longer than {MAX_NUMBER_LENGTH} characters"
+        why = _("a trade or refund number is longer than %(limit)s characters") % {"limit": MAX_NUMBER_LENGTH}
     raise StatementError(why, line_no=line.line_no)

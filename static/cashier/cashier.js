@@ -54,6 +54,38 @@
     });
   }
 
+  // Partial pickup: a − / + stepper per line (default: all that is left). The button says what it will do:
+  // "Hand over" for everything, "Hand over 3 of 6" for a part, and nothing to tap at zero.
+  var steppers = document.querySelectorAll(".picker .stepper");
+  var button = document.getElementById("hand-over");
+  function units(input) {
+    var n = parseInt(input.value, 10);
+    return isNaN(n) ? 0 : n;
+  }
+  function relabel() {
+    if (!button) return;
+    var chosen = 0, left = 0;
+    document.querySelectorAll(".picker .qty-input").forEach(function (input) {
+      chosen += units(input);
+      left += parseInt(input.getAttribute("max"), 10) || 0;
+    });
+    button.textContent = chosen >= left ? button.getAttribute("data-all")
+      : button.getAttribute("data-part").replace("{n}", chosen).replace("{m}", left);
+    button.disabled = chosen <= 0;
+  }
+  steppers.forEach(function (stepper) {
+    var input = stepper.querySelector(".qty-input");
+    stepper.querySelectorAll(".step").forEach(function (step) {
+      step.addEventListener("click", function () {
+        var max = parseInt(input.getAttribute("max"), 10) || 0;
+        input.value = String(Math.min(max, Math.max(0, units(input) + parseInt(step.getAttribute("data-step"), 10))));
+        relabel();
+      });
+    });
+    input.addEventListener("input", relabel);
+  });
+  if (steppers.length) relabel();
+
   var retry = document.getElementById("retry-after");
   if (retry) {
     var left = parseInt(retry.getAttribute("data-seconds"), 10) || 0;

@@ -146,9 +146,9 @@ def test_the_order_page_with_the_shipping_block_stays_within_its_queries(lotus, 
     order_ship(order=order, carrier="JD", tracking_number="JDVA01234567890", actor=None, channel="admin")
     client.get(url("change", order.pk))
 
-    # The order page's own 18 (session, user, role, order, money, inlines, permissions, related rows); the
-    # shipping block reads the order's own columns and adds none.
-    with django_assert_max_num_queries(18):
+    # The order page's own 19 (session, user, role, order, money, inlines incl. notifications, permissions,
+    # related rows); the shipping block reads the order's own columns and adds none.
+    with django_assert_max_num_queries(19):
         assert client.get(url("change", order.pk)).status_code == 200
     with django_assert_max_num_queries(7):  # session, user, role, order, items, permissions x2
         assert client.get(url("ship", order.pk)).status_code == 200

@@ -250,3 +250,21 @@ def test_the_beat_tasks_run_their_sweeps(client, shop, sent, django_capture_on_c
         "applied": 0, "still_deferred": 0, "given_up": 0, "other": 0,
     }
     assert tasks.refunds_resume.delay().get() == 0
+
+
+def test_the_customers_ip_and_openid_reach_the_provider_for_its_choice_of_flow(client, monkeypatch, db):
+    from orders.payments.services import payment_start
+
+    shop = sandbox_shop("ipshop")
+    order = placed_order(shop)
+    seen = {}
+    real = SandboxProvider.checkout
+
+    def checkout(self, payment, **kwargs):
+        seen.update(kwargs)
+        return real(self, payment, **kwargs)
+
+    monkeypatch.setattr(SandboxProvider, "checkout", checkout)
+    url = payment_start(order=order, client_ip="203.0.113.7", openid="oUpF8uMuAJO")
+    assert (seen["client_ip"], seen["openid"]) == ("203.0.113.7", "oUpF8uMuAJO")
+    assert url.endswith(f"/{order.token}") or order.token in url  # the sandbox's one flow: its pay page

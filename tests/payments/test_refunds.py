@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from orders.models import Order, OrderEvent, Payment, Refund
 from orders.payments.models import SandboxRefund, SandboxTrade
-from orders.payments.providers.base import ProviderError
+from orders.payments.providers.base import ProviderError, RefundResult
 from orders.payments.providers.sandbox import SandboxProvider, sandbox_trade_pay
 from orders.payments.services import (
     OverRefund,
@@ -150,6 +150,31 @@ def test_an_unreachable_provider_leaves_the_refund_pending_and_the_sweep_finishe
     payment.refresh_from_db()
     assert refund.status == RS.SUCCEEDED and payment.refunded_amount == Decimal("98.00")
     assert refunds_resume(after=timedelta(0)) == 0
+
+
+def test_a_refund_the_provider_is_still_processing_stays_pending_until_the_sweep_hears_it_succeeded(
+    shop, manager, monkeypatch
+):
+    order, payment = paid_order(shop)
+    real = SandboxProvider.refund
+
+    def processing(self, refund):
+        return RefundResult(provider_refund_no="SBR-PROCESSING", succeeded=False, pending=True)
+
+    monkeypatch.setattr(SandboxProvider, "refund", processing)
+    refund = refund_create(order=order, amount=Decimal("50.00"), reason="Dented", requested_by=manager)
+    # accepted, not final: pending with the provider's number, no totals moved, the order still paid
+    assert (refund.status, refund.provider_refund_no, refund.failure) == (RS.PENDING, "SBR-PROCESSING", "")
+    payment.refresh_from_db()
+    order.refresh_from_db()
+    assert payment.refunded_amount == 0 and order.status == Order.Status.PAID
+    assert refunds_resume(after=timedelta(0)) == 0  # still processing: still pending
+    monkeypatch.setattr(SandboxProvider, "refund", real)
+    assert refunds_resume(after=timedelta(0)) == 1
+    refund.refresh_from_db()
+    payment.refresh_from_db()
+    assert refund.status == RS.SUCCEEDED and payment.refunded_amount == Decimal("50.00")
+    assert SandboxRefund.objects.count() == 1
 
 
 def test_asking_the_provider_twice_for_one_refund_books_it_once(shop, manager):

@@ -389,3 +389,14 @@ def test_a_200k_line_alipay_zip_is_read_in_flat_memory(tmp_path):
     with zipfile.ZipFile(path) as archive:  # a few MB compressed, far more CSV inside
         assert max(info.file_size for info in archive.infolist()) > PEAK_LIMIT
     assert peak < PEAK_LIMIT, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_a_revoked_row_gives_no_line_but_counts_towards_the_summary():
+    # REVOKED (已撤销): a payment-code trade cancelled before it settled; no money moved (wechatpay.ROW_STATES)
+    revoked = v.BillEntry(kind="trade", out_trade_no="T-REVOKED", provider_trade_no="4200000000000000000000009999",
+                          amount="5.00", extra={"交易状态": "REVOKED"})  # fmt: skip
+    lines = wechat_lines(v.wechat_tradebill([TRADE, revoked]))
+    assert [line.out_trade_no for line in lines] == [TRADE.out_trade_no]
+    # the summary includes it: 总交易单数 2 and its amounts; a summary without it is refused
+    without = v.wechat_tradebill([TRADE, revoked], summary={"总交易单数": "1"})
+    assert "the summary says 1 rows" in statement_error(wechat_lines, without).message

@@ -86,3 +86,49 @@ def test_cashier_page_double_taps_from_two_devices_make_one_redemption(shop):
     results = race(20, attempt)
     assert results == [302] * 20, results
     assert Redemption.objects.count() == 1
+
+
+def test_forty_concurrent_parts_never_hand_over_more_than_was_bought(shop):
+    # Given a voucher for 5 gift sets (5 teas, 10 cups) and forty requests for parts of 1 to 3 units
+    # of one line or the other, 80 units asked for in all: far more than the 15 there are
+    import random
+
+    from orders.models import OrderItem
+    from orders.pickups.errors import AlreadyRedeemed, TooManyUnits
+
+    order = shop.order(quantity=5)
+    items = list(OrderItem.objects.filter(order=order).order_by("id"))
+    rng = random.Random(5)
+    asks = [(items[rng.randrange(2)], rng.randint(1, 3)) for _ in range(40)]
+    staff = [shop.cashier, shop.floater, shop.manager]
+
+    def attempt(i: int):
+        item, units = asks[i]
+        cashier = type(shop.cashier).objects.get(pk=staff[i % 3].pk)
+        return pickup_redeem(
+            code=order.pickup_code, cashier=cashier, store=shop.xtd, channel="api",
+            lines=[{"item": item.pk, "quantity": units}],
+        )
+
+    results = race(40, attempt)
+
+    # Then every answer is a part handed over or a clear refusal, nothing else (no deadlock, no error)
+    assert all(isinstance(r, Redemption | TooManyUnits | AlreadyRedeemed) for r in results), results
+    won = [r for r in results if isinstance(r, Redemption)]
+    given = {item.pk: 0 for item in items}
+    for redemption in won:
+        for line in redemption.lines:
+            given[line["item"]] += line["quantity"]
+    stored = {item.pk: item.handed_over for item in OrderItem.objects.filter(order=order)}
+    # what the lines say was handed over is what the redemptions say, and never more than was bought
+    assert stored == given
+    assert all(given[item.pk] <= item.quantity for item in items), given
+    assert Redemption.objects.filter(order=order).count() == len(won)
+    # every refusal for too many was right when it was made: that line had fewer left than asked
+    for result in results:
+        if isinstance(result, TooManyUnits):
+            assert result.details["asked"] > result.details["left"]
+    complete = all(given[item.pk] == item.quantity for item in items)
+    order.refresh_from_db()
+    assert (order.status == OS.PICKED_UP) == complete
+    assert OrderEvent.objects.filter(order=order, to_status=OS.PICKED_UP).count() == (1 if complete else 0)

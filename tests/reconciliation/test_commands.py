@@ -101,10 +101,11 @@ def test_reconcile_refuses_unknown_merchants_missing_files_and_providers_without
     with pytest.raises(CommandError, match="not a date"):
         reconcile_command("--merchant", "ours", "--provider", "sandbox", "--date", "03/11/2026")
 
-    class NoDownloads:
-        pass
+    from orders.payments.providers.alipay import AlipayProvider
+    from orders.payments.providers.base import PaymentProvider
 
-    monkeypatch.setattr(services, "provider_for", lambda config: NoDownloads())
+    # a provider offering no download answers as the base class does
+    monkeypatch.setattr(AlipayProvider, "download_statement", PaymentProvider.download_statement)
     with pytest.raises(CommandError, match="alipay statements cannot be downloaded; pass the file"):
         reconcile_command("--merchant", "ours", "--provider", "alipay", "--date", "2026-11-03")
     assert not ReconciliationRun.objects.exists()
@@ -150,3 +151,10 @@ def test_reconciliation_tasks_are_acked_late_and_redelivered_when_their_worker_d
     for task in (tasks.reconciliation_daily, tasks.reconciliation_run_statement):
         assert task.acks_late is True
         assert task.reject_on_worker_lost is True
+
+
+def test_the_sandbox_offers_its_ledgers_bill_for_download(books):
+    from orders.reconciliation.services import statement_download
+
+    bill = statement_download(merchant=books.merchant, provider="sandbox", statement_date=DAY).read()
+    assert bill.startswith("交易时间".encode()) and "总交易单数".encode() in bill

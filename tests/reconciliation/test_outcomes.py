@@ -161,7 +161,7 @@ def test_a_refund_as_we_booked_it_is_matched(books):
     books.refund(payment, "RF-1", amount="10.00", completed_at=NOON)
 
     run = reconcile(books, [Line(kind="refund", out_trade_no=payment.out_trade_no, out_refund_no="RF-1",
-                                 amount="10.00", fee="-0.06")])  # fmt: skip
+                                 amount="10.00", fee="0.06")])  # fmt: skip
 
     assert (run.matched, run.discrepancy_count) == (1, 0)
 
@@ -196,7 +196,8 @@ def test_the_run_keeps_the_days_totals_as_billed(books):
 
     run = reconcile(books, [
         trade(first, fee="0.60"), trade(second, fee="0.30"), trade(second, fee="0.30"),
-        Line(kind="refund", out_trade_no=first.out_trade_no, out_refund_no="RF-9", amount="20.00", fee="-0.12"),
+        # a refund's fee is handed back: given positive, the kind says the direction
+        Line(kind="refund", out_trade_no=first.out_trade_no, out_refund_no="RF-9", amount="20.00", fee="0.12"),
     ])  # fmt: skip
 
     # every line counts, the duplicate too: it is what the provider settles

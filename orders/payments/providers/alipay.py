@@ -8,9 +8,6 @@ synchronous answer is signed over the raw JSON text of its `<method>_response` m
 
 from __future__ import annotations
 
-import base64
-import binascii
-import functools
 import io
 import json
 import re
@@ -25,10 +22,9 @@ from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.exceptions import ObjectDoesNotExist
+from django.utils.translation import gettext as _
 
 from o2o.money import MoneyError, money_quantize, money_to_minor
 
@@ -42,6 +38,7 @@ from .base import (
     RefundResult,
     StatementError,
     StatementLine,
+    paid_or_ignored,
 )
 from .csvstream import (
     SHANGHAI,
@@ -54,6 +51,7 @@ from .csvstream import (
     seekable_stream,
     statement_lines,
 )
+from .signing import load_private_key, load_public_key, rsa2_sign, rsa2_verify
 
 if TYPE_CHECKING:
     from ..models import Payment, PaymentConfig, Refund
@@ -86,9 +84,9 @@ def urllib_transport(url: str, data: bytes | None) -> bytes:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as answer:  # noqa: S310
             body = answer.read(MAX_ANSWER_BYTES + 1)
     except (urllib.error.URLError, OSError) as error:
-        raise ProviderError(f"Alipay could not be reached: {error}") from None
+        raise ProviderError(_("Alipay could not be reached: %(error)s") % {"error": error}) from None
     if len(body) > MAX_ANSWER_BYTES:
-        raise ProviderError(f"Alipay's answer is larger than {MAX_ANSWER_BYTES} bytes")
+        raise ProviderError(_("Alipay's answer is larger than %(limit)s bytes") % {"limit": MAX_ANSWER_BYTES})
     return body
 
 
@@ -103,56 +101,6 @@ def sign_content(params: Mapping[str, str], *, exclude: frozenset[str] = frozens
 def notification_sign_content(params: Mapping[str, str]) -> str:
     """What Alipay signed in an asynchronous notification: everything but `sign` and `sign_type`."""
     return sign_content(params, exclude=frozenset({"sign", "sign_type"}))
-
-
-@functools.lru_cache(maxsize=64)
-def load_private_key(text: str) -> rsa.RSAPrivateKey:
-    """A PEM private key, or the bare base64 (PKCS#8 or PKCS#1) that Alipay's key tool writes.
-
-    Cached by its text: loading checks the key's consistency, milliseconds that every notification
-    and checkout would otherwise pay again (a provider lives for one request)."""
-    try:
-        if "-----BEGIN" in text:
-            key = serialization.load_pem_private_key(text.strip().encode(), password=None)
-        else:
-            key = serialization.load_der_private_key(base64.b64decode("".join(text.split())), password=None)
-    except (ValueError, TypeError, binascii.Error, UnsupportedAlgorithm) as error:
-        raise ProviderError(f"the signing key is not an RSA private key ({error})") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ProviderError("the signing key is not an RSA private key")
-    return key
-
-
-@functools.lru_cache(maxsize=64)
-def load_public_key(text: str) -> rsa.RSAPublicKey:
-    """A PEM public key or certificate, or the bare base64 key that Alipay's console shows."""
-    try:
-        if "BEGIN CERTIFICATE" in text:
-            from cryptography import x509
-
-            key = x509.load_pem_x509_certificate(text.strip().encode()).public_key()
-        elif "-----BEGIN" in text:
-            key = serialization.load_pem_public_key(text.strip().encode())
-        else:
-            key = serialization.load_der_public_key(base64.b64decode("".join(text.split())))
-    except (ValueError, TypeError, binascii.Error, UnsupportedAlgorithm) as error:
-        raise ValueError(f"not an RSA public key ({error})") from None
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise ValueError("not an RSA public key")
-    return key
-
-
-def rsa2_sign(content: bytes, key: rsa.RSAPrivateKey) -> str:
-    return base64.b64encode(key.sign(content, padding.PKCS1v15(), hashes.SHA256())).decode("ascii")
-
-
-def rsa2_verify(content: bytes, signature: str, key: rsa.RSAPublicKey) -> bool:
-    try:
-        raw = base64.b64decode(signature, validate=True)
-        key.verify(raw, content, padding.PKCS1v15(), hashes.SHA256())
-    except (InvalidSignature, binascii.Error, ValueError):
-        return False
-    return True
 
 
 def raw_members(text: str) -> dict[str, str]:
@@ -207,7 +155,7 @@ def _yuan_minor(text: str) -> int:
 def _yuan(amount: Decimal, currency: str) -> str:
     """Our Decimal as Alipay's `total_amount` ("12.30"); Alipay takes CNY only."""
     if currency != "CNY":
-        raise ProviderError(f"Alipay takes CNY, not {currency}")
+        raise ProviderError(_("Alipay takes CNY, not %(currency)s") % {"currency": currency})
     money_to_minor(amount, currency)  # refuses amounts finer than a fen
     return f"{money_quantize(amount, currency):.2f}"
 
@@ -245,7 +193,7 @@ class AlipayProvider(PaymentProvider):
     @cached_property
     def _private_key(self) -> rsa.RSAPrivateKey:
         if not self.config.signing_secret:
-            raise ProviderError("no app private key is configured for Alipay")
+            raise ProviderError(_("no app private key is configured for Alipay"))
         return load_private_key(self.config.signing_secret)
 
     def _alipay_key(self) -> rsa.RSAPublicKey | None:
@@ -260,47 +208,57 @@ class AlipayProvider(PaymentProvider):
         params = _form_fields(body)
         signature = params.get("sign", "")
         if not signature:
-            raise NotificationRejected("the notification has no sign")
+            raise NotificationRejected(_("the notification has no sign"))
         if params.get("sign_type") != "RSA2":
-            raise NotificationRejected(f"sign_type {params.get('sign_type', '')!r} is not RSA2")
+            raise NotificationRejected(_("sign_type %(get)r is not RSA2") % {"get": params.get("sign_type", "")})
         try:
             key = self._alipay_key()
         except ValueError as error:
-            raise NotificationRejected(f"the configured Alipay public key is unusable: {error}") from None
+            raise NotificationRejected(
+                _("the configured Alipay public key is unusable: %(error)s") % {"error": error}
+            ) from None
         if key is None:
-            raise NotificationRejected("no Alipay public key is configured for this merchant")
+            raise NotificationRejected(_("no Alipay public key is configured for this merchant"))
         content = notification_sign_content(params).encode(params.get("charset") or "utf-8")
         if not rsa2_verify(content, signature, key):
-            raise NotificationRejected("sign does not verify with this merchant's Alipay public key")
-        return self._notification(params)
+            raise NotificationRejected(_("sign does not verify with this merchant's Alipay public key"))
+        return paid_or_ignored(self._notification(params))
 
     def _notification(self, params: Mapping[str, str]) -> Notification:
         app_id = params.get("app_id", "")
         if not self.config.app_id:
-            raise NotificationRejected("no app_id is configured for this merchant's Alipay account")
+            raise NotificationRejected(_("no app_id is configured for this merchant's Alipay account"))
         if app_id != self.config.app_id:
-            raise NotificationRejected(f"app_id {app_id!r} is not this merchant's app ({self.config.app_id})")
+            raise NotificationRejected(
+                _("app_id %(app_id)r is not this merchant's app (%(app_id2)s)")
+                % {"app_id": app_id, "app_id2": self.config.app_id}
+            )
         seller_id = params.get("seller_id", "")
         if self.config.merchant_no and seller_id != self.config.merchant_no:
             raise NotificationRejected(
-                f"seller_id {seller_id!r} is not this merchant's Alipay account ({self.config.merchant_no})"
+                _("seller_id %(seller_id)r is not this merchant's Alipay account (%(merchant_no)s)")
+                % {"seller_id": seller_id, "merchant_no": self.config.merchant_no}
             )
         for field in ("out_trade_no", "trade_no", "trade_status", "total_amount"):
             if not params.get(field):
-                raise NotificationRejected(f"{field} is missing")
+                raise NotificationRejected(_("%(field)s is missing") % {"field": field})
         state = params["trade_status"]
         if state not in TRADE_STATES:
-            raise NotificationRejected(f"trade_status {state!r} is not one Alipay sends")
+            raise NotificationRejected(_("trade_status %(state)r is not one Alipay sends") % {"state": state})
         try:
             amount = _yuan_minor(params["total_amount"])
         except MoneyError:
-            raise NotificationRejected(f"total_amount {params['total_amount']!r} is not an amount") from None
+            raise NotificationRejected(
+                _("total_amount %(total_amount)r is not an amount") % {"total_amount": params["total_amount"]}
+            ) from None
         paid_at = None
         if params.get("gmt_payment"):
             try:
                 paid_at = _beijing_time(params["gmt_payment"])
             except ValueError:
-                raise NotificationRejected(f"gmt_payment {params['gmt_payment']!r} is not a time") from None
+                raise NotificationRejected(
+                    _("gmt_payment %(gmt_payment)r is not a time") % {"gmt_payment": params["gmt_payment"]}
+                ) from None
         return Notification(
             out_trade_no=params["out_trade_no"],
             provider_trade_no=params["trade_no"],
@@ -333,7 +291,10 @@ class AlipayProvider(PaymentProvider):
         params["sign"] = rsa2_sign(sign_content(params).encode("utf-8"), self._private_key)
         return params
 
-    def checkout(self, payment: Payment, *, notify_url: str, return_url: str) -> Checkout:
+    def checkout(
+        self, payment: Payment, *, notify_url: str, return_url: str, client_ip: str = "", openid: str = ""
+    ) -> Checkout:
+        # alipay.trade.wap.pay serves every phone browser; client_ip and openid are WeChat Pay's needs.
         """The signed alipay.trade.wap.pay URL the customer's phone opens; no network."""
         biz = {
             "out_trade_no": payment.out_trade_no,
@@ -353,31 +314,44 @@ class AlipayProvider(PaymentProvider):
         except ProviderError:
             raise
         except OSError as error:
-            raise ProviderError(f"Alipay could not be reached: {error}") from None
+            raise ProviderError(_("Alipay could not be reached: %(error)s") % {"error": error}) from None
         try:
             text = raw.decode("utf-8")
             members = raw_members(text)
             node_name = method.replace(".", "_") + "_response"
             if node_name not in members:
                 error_node = json.loads(members.get("error_response", "{}"))
-                raise ProviderError(f"Alipay answered {method} with an error: {_describe(error_node)}")
+                raise ProviderError(
+                    _("Alipay answered %(method)s with an error: %(answer)s")
+                    % {"method": method, "answer": _describe(error_node)}
+                )
             raw_node = members[node_name]
             node = json.loads(raw_node)
             signature = json.loads(members["sign"]) if "sign" in members else ""
         except (UnicodeDecodeError, ValueError) as error:
-            raise ProviderError(f"Alipay's answer to {method} is not the JSON it sends: {error}") from None
+            raise ProviderError(
+                _("Alipay's answer to %(method)s is not the JSON it sends: %(error)s")
+                % {"method": method, "error": error}
+            ) from None
         if not isinstance(node, dict):
-            raise ProviderError(f"Alipay's answer to {method} is not an object")
+            raise ProviderError(_("Alipay's answer to %(method)s is not an object") % {"method": method})
         if not signature:
-            raise ProviderError(f"Alipay answered {method} without a signature: {_describe(node)}")
+            raise ProviderError(
+                _("Alipay answered %(method)s without a signature: %(answer)s")
+                % {"method": method, "answer": _describe(node)}
+            )
         try:
             key = self._alipay_key()
         except ValueError as error:
-            raise ProviderError(f"the configured Alipay public key is unusable: {error}") from None
+            raise ProviderError(
+                _("the configured Alipay public key is unusable: %(error)s") % {"error": error}
+            ) from None
         if key is None:
-            raise ProviderError("no Alipay public key is configured for this merchant")
+            raise ProviderError(_("no Alipay public key is configured for this merchant"))
         if not isinstance(signature, str) or not rsa2_verify(raw_node.encode("utf-8"), signature, key):
-            raise ProviderError(f"Alipay's answer to {method} does not verify with its public key")
+            raise ProviderError(
+                _("Alipay's answer to %(method)s does not verify with its public key") % {"method": method}
+            )
         return node
 
     def query(self, payment: Payment) -> Notification | None:
@@ -385,17 +359,23 @@ class AlipayProvider(PaymentProvider):
         if node.get("code") != "10000":
             if node.get("sub_code") == "ACQ.TRADE_NOT_EXIST":
                 return None
-            raise ProviderError(f"alipay.trade.query failed: {_describe(node)}")
+            raise ProviderError(_("alipay.trade.query failed: %(answer)s") % {"answer": _describe(node)})
         if node.get("out_trade_no") != payment.out_trade_no:
-            raise ProviderError(f"Alipay answered about {node.get('out_trade_no')!r}, not {payment.out_trade_no!r}")
+            raise ProviderError(
+                _("Alipay answered about %(theirs)r, not %(ours)r")
+                % {"theirs": node.get("out_trade_no"), "ours": payment.out_trade_no}
+            )
         state = node.get("trade_status", "")
         if state not in TRADE_STATES:
-            raise ProviderError(f"trade_status {state!r} is not one Alipay sends")
+            raise ProviderError(_("trade_status %(state)r is not one Alipay sends") % {"state": state})
         try:
             amount = _yuan_minor(node.get("total_amount"))
             paid_at = _beijing_time(node["send_pay_date"]) if node.get("send_pay_date") else None
         except (MoneyError, ValueError, TypeError) as error:
-            raise ProviderError(f"Alipay's answer about {payment.out_trade_no} is malformed: {error}") from None
+            raise ProviderError(
+                _("Alipay's answer about %(out_trade_no)s is malformed: %(error)s")
+                % {"out_trade_no": payment.out_trade_no, "error": error}
+            ) from None
         return Notification(
             out_trade_no=payment.out_trade_no,
             provider_trade_no=node.get("trade_no", ""),
@@ -421,7 +401,9 @@ class AlipayProvider(PaymentProvider):
         if node.get("code") == "10000":
             return RefundResult(provider_refund_no=node.get("trade_no", ""), succeeded=True)
         if node.get("code") in UNKNOWN_OUTCOME_CODES or node.get("sub_code") in UNKNOWN_OUTCOME_SUB_CODES:
-            raise ProviderError(f"alipay.trade.refund outcome unknown, ask again: {_describe(node)}")
+            raise ProviderError(
+                _("alipay.trade.refund outcome unknown, ask again: %(answer)s") % {"answer": _describe(node)}
+            )
         return RefundResult(provider_refund_no="", succeeded=False, failure=_describe(node))
 
     def download_statement(self, statement_date: date | str) -> BinaryIO:
@@ -429,13 +411,16 @@ class AlipayProvider(PaymentProvider):
         answer and is good for 30 seconds, so it is fetched at once."""
         url = self.statement_download_url(bill_date=str(statement_date))
         if urllib.parse.urlsplit(url).scheme not in {"http", "https"}:
-            raise ProviderError(f"the bill URL {url!r} is not a web address")
+            raise ProviderError(_("the bill URL %(url)r is not a web address") % {"url": url})
         try:
             return io.BytesIO(self._transport(url, None))
         except ProviderError:
             raise
         except OSError as error:
-            raise ProviderError(f"the bill of {statement_date} did not download: {error}") from None
+            raise ProviderError(
+                _("the bill of %(statement_date)s did not download: %(error)s")
+                % {"statement_date": statement_date, "error": error}
+            ) from None
 
     def statement_download_url(self, *, bill_date: str) -> str:
         """alipay.data.dataservice.bill.downloadurl.query for the trade bill of `bill_date` (YYYY-MM-DD);
@@ -444,7 +429,9 @@ class AlipayProvider(PaymentProvider):
             "alipay.data.dataservice.bill.downloadurl.query", {"bill_type": "trade", "bill_date": bill_date}
         )
         if node.get("code") != "10000" or not node.get("bill_download_url"):
-            raise ProviderError(f"no bill for {bill_date}: {_describe(node)}")
+            raise ProviderError(
+                _("no bill for %(bill_date)s: %(answer)s") % {"bill_date": bill_date, "answer": _describe(node)}
+            )
         return node["bill_download_url"]
 
     # -- statement
@@ -467,7 +454,7 @@ def _form_fields(body: bytes) -> dict[str, str]:
         )
         charset = (dict(first).get("charset") or "utf-8").lower()
         if charset not in {"utf-8", "gbk", "gb2312"}:
-            raise NotificationRejected(f"charset {charset!r} is not one Alipay uses")
+            raise NotificationRejected(_("charset %(charset)r is not one Alipay uses") % {"charset": charset})
         pairs = urllib.parse.parse_qsl(
             text,
             keep_blank_values=True,
@@ -477,12 +464,12 @@ def _form_fields(body: bytes) -> dict[str, str]:
             max_num_fields=200,
         )
     except (UnicodeDecodeError, ValueError):
-        raise NotificationRejected("the body is not a form-encoded Alipay notification") from None
+        raise NotificationRejected(_("the body is not a form-encoded Alipay notification")) from None
     fields: dict[str, str] = {}
     for key, value in pairs:
         if key in fields:
             # The signature covers one value; the other would be the one someone hopes we read.
-            raise NotificationRejected(f"{key} appears twice")
+            raise NotificationRejected(_("%(key)s appears twice") % {"key": key})
         fields[key] = value
     return fields
 
@@ -514,7 +501,7 @@ def _zip_statement(stream: BinaryIO) -> Iterator[StatementLine]:
         try:
             archive = zipfile.ZipFile(readable)
         except (zipfile.BadZipFile, OSError) as error:
-            raise StatementError(f"the statement is not a readable zip ({error})") from None
+            raise StatementError(_("the statement is not a readable zip (%(error)s)") % {"error": error}) from None
         with archive:
             info = _detail_member(archive)
             with archive.open(info) as member:
@@ -539,7 +526,10 @@ def _detail_member(archive: zipfile.ZipFile) -> zipfile.ZipInfo:
     details = [info for info, name in names.items() if DETAIL_MARK in name and SUMMARY_MARK not in name]
     if len(details) != 1:
         listing = ", ".join(sorted(names.values())) or "nothing"
-        raise StatementError(f"expected one {DETAIL_MARK} CSV (not the {SUMMARY_MARK}) in the zip; it holds {listing}")
+        raise StatementError(
+            _("expected one %(DETAIL_MARK)s CSV (not the %(SUMMARY_MARK)s) in the zip; it holds %(listing)s")
+            % {"DETAIL_MARK": DETAIL_MARK, "SUMMARY_MARK": SUMMARY_MARK, "listing": listing}
+        )
     return details[0]
 
 
@@ -559,26 +549,42 @@ def alipay_detail_lines(binary: BinaryIO) -> Iterator[StatementLine]:
             width = max(columns.values()) + 1
             continue
         if len(cells) < width:
-            raise StatementError(f"the row has {len(cells)} cells; the header needs {width}", line_no=line_no)
+            raise StatementError(
+                _("the row has %(len)s cells; the header needs %(width)s") % {"len": len(cells), "width": width},
+                line_no=line_no,
+            )
         yield _detail_line(cells, columns, line_no)
     if columns is None:
-        raise StatementError(f"no {DETAIL_MARK} table: the header row ({_TRADE_NO}, {_OUT_TRADE_NO}, ...) is missing")
+        raise StatementError(
+            _("no %(DETAIL_MARK)s table: the header row (%(TRADE_NO)s, %(OUT_TRADE_NO)s, ...) is missing")
+            % {"DETAIL_MARK": DETAIL_MARK, "TRADE_NO": _TRADE_NO, "OUT_TRADE_NO": _OUT_TRADE_NO}
+        )
 
 
 def _detail_line(cells: list[str], columns: dict[str, int], line_no: int) -> StatementLine:
     row = {field: cells[position] for field, position in columns.items()}
     kind = BUSINESS_TYPES.get(row["business_type"])
     if kind is None:
-        raise StatementError(f"{_TYPE} {row['business_type']!r} is neither 交易 nor 退款", line_no=line_no)
+        raise StatementError(
+            _("%(TYPE)s %(business_type)r is neither 交易 nor 退款")
+            % {"TYPE": _TYPE, "business_type": row["business_type"]},
+            line_no=line_no,
+        )
     for field, column in (("trade_no", _TRADE_NO), ("out_trade_no", _OUT_TRADE_NO)):
         if not row[field]:
-            raise StatementError(f"{column} is empty", line_no=line_no)
+            raise StatementError(_("%(column)s is empty") % {"column": column}, line_no=line_no)
     amount = amount_minor(row["amount"], line_no=line_no, column=_AMOUNT)
     # Refunds are written negative: a sign the other way means the row is not what it says it is.
     if kind == "trade" and amount < 0:
-        raise StatementError(f"a trade with a negative {_AMOUNT} {row['amount']}", line_no=line_no)
+        raise StatementError(
+            _("a trade with a negative %(AMOUNT)s %(amount)s") % {"AMOUNT": _AMOUNT, "amount": row["amount"]},
+            line_no=line_no,
+        )
     if kind == "refund" and amount > 0:
-        raise StatementError(f"a refund with a positive {_AMOUNT} {row['amount']}", line_no=line_no)
+        raise StatementError(
+            _("a refund with a positive %(AMOUNT)s %(amount)s") % {"AMOUNT": _AMOUNT, "amount": row["amount"]},
+            line_no=line_no,
+        )
     return StatementLine(
         line_no=line_no,
         kind=kind,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, BinaryIO
 
 from django.utils.translation import gettext_lazy as _
@@ -31,6 +31,16 @@ class NotificationRejected(DomainError):
     default_message = _("The notification could not be verified.")
 
 
+class NotificationIgnored(Exception):  # noqa: N818 - an outcome, not an error
+    """A verified notification that carries nothing to apply: Alipay's WAIT_BUYER_PAY or TRADE_CLOSED, a
+    WeChat Pay or sandbox trade state other than SUCCESS. It is kept and answered as the provider expects
+    (so it stops sending it), and nothing else changes."""
+
+    def __init__(self, report: Notification) -> None:
+        self.report = report
+        super().__init__(f"the provider says {report.state}: nothing to apply")
+
+
 class StatementError(DomainError):
     """A settlement statement that cannot be read; nothing of it is applied."""
 
@@ -38,7 +48,7 @@ class StatementError(DomainError):
 
     def __init__(self, message: str, *, line_no: int | None = None) -> None:
         self.line_no = line_no
-        where = f"line {line_no}: " if line_no is not None else ""
+        where = _("line %(line_no)s: ") % {"line_no": line_no} if line_no is not None else ""
         super().__init__(f"{where}{message}", line_no=line_no if line_no is not None else "")
 
 
@@ -47,6 +57,12 @@ class ProviderError(DomainError):
 
     code = "provider_error"
     http_status = status.HTTP_502_BAD_GATEWAY
+
+
+class StatementNotOffered(ProviderError):
+    """This provider gives no statement to download: the file has to be uploaded."""
+
+    code = "statement_not_offered"
 
 
 @dataclass(frozen=True)
@@ -73,15 +89,25 @@ class Notification:
 
 @dataclass(frozen=True)
 class RefundResult:
+    """The provider's answer to a refund: succeeded, failed (with why), or `pending`: accepted but not final
+    (WeChat Pay's PROCESSING). A pending refund stays pending here; the refunds-resume sweep asks again
+    with the same refund number, which the provider answers with the outcome, never a second refund."""
+
     provider_refund_no: str
     succeeded: bool
     failure: str = ""
+    pending: bool = False
 
 
 @dataclass(frozen=True)
 class StatementLine:
-    """One transaction of a settlement statement. `kind` is "trade" or "refund"; amounts in minor units,
-    refunds positive (the kind says the direction)."""
+    """One transaction of a settlement statement. `kind` is "trade" or "refund".
+
+    Amounts and fees are in minor units and never negative: the kind says the direction. A trade's
+    fee is what the provider charged on it; a refund's fee is what the provider handed back with it
+    (WeChat Pay writes it negative, Alipay in a column of its own). Every parser gives fees this way,
+    so a day's fees are the trades' fees less the refunds' (reconciliation's staging sums them so).
+    """
 
     line_no: int
     kind: str
@@ -105,16 +131,25 @@ class NotifyAnswer:
 
 class PaymentProvider(ABC):
     name: str
+    # The statement's file format, for readers that work on the format rather than line by line
+    # (reconciliation stages WeChat Pay trade bills in bulk on PostgreSQL); "" for none.
+    statement_format: str = ""
 
     def __init__(self, config: PaymentConfig) -> None:
         self.config = config
 
     @abstractmethod
-    def checkout(self, payment: Payment, *, notify_url: str, return_url: str) -> Checkout: ...
+    def checkout(
+        self, payment: Payment, *, notify_url: str, return_url: str, client_ip: str = "", openid: str = ""
+    ) -> Checkout:
+        """Create the payment at the provider; what the customer's phone does next. `client_ip` (the
+        customer's, for WeChat Pay H5 in a phone browser) and `openid` (the payer inside WeChat, for
+        JSAPI) choose the flow where the provider has several; providers with one flow ignore them."""
 
     @abstractmethod
     def verify_notification(self, *, body: bytes, headers: Mapping[str, str]) -> Notification:
-        """Check the signature and the fields; raise NotificationRejected if anything is off."""
+        """Check the signature and the fields; raise NotificationRejected if anything is off, and
+        NotificationIgnored (via `paid_or_ignored`) for a genuine one that says the money is not ours."""
 
     @abstractmethod
     def notify_answer(self, *, accepted: bool) -> NotifyAnswer: ...
@@ -130,6 +165,24 @@ class PaymentProvider(ABC):
     def parse_statement(self, stream: BinaryIO) -> Iterator[StatementLine]:
         """Read a settlement statement as a stream (memory does not grow with the file); raise
         StatementError naming the line for anything malformed."""
+
+    def download_statement(self, statement_date: date) -> BinaryIO:
+        """The provider's settlement statement of `statement_date`, as a stream parse_statement reads.
+        Raises StatementNotOffered when the provider has none to download, ProviderError when it fails."""
+        raise StatementNotOffered(
+            _("%(name)s statements cannot be downloaded; upload the file instead.") % {"name": self.name}
+        )
+
+    def statement_account(self) -> str:
+        """The account number every row of this merchant's statement carries ("": not checked)."""
+        return ""
+
+
+def paid_or_ignored(report: Notification) -> Notification:
+    """A verified notification worth applying, or NotificationIgnored for one that says nothing was paid."""
+    if not report.paid:
+        raise NotificationIgnored(report)
+    return report
 
 
 def provider_for(config: PaymentConfig) -> PaymentProvider:

@@ -20,7 +20,9 @@ from datetime import datetime
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
-from o2o.money import MoneyError, minor_unit_exponent
+from django.utils.translation import gettext as _
+
+from o2o.money import MoneyError, minor_from_text
 
 from .base import StatementError
 
@@ -31,9 +33,6 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 # it whole would let one file grow our memory without bound.
 MAX_LINE_BYTES = 64 * 1024
 
-# Digits only: no exponent, no thousands separators, no full-width digits (re.ASCII), at most five
-# places (WeChat Pay pads fees to five).
-_AMOUNT = re.compile(r"([+-]?)(\d{1,12})(?:\.(\d{1,5}))?", re.ASCII)
 _TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2}) +(\d{2}):(\d{2}):(\d{2})", re.ASCII)
 _BOM = "\ufeff"
 
@@ -52,16 +51,20 @@ def statement_lines(
             raw = stream.readline(max_line_bytes + 1)
         except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as error:
             # A truncated gzip or a zip member failing its CRC: the file is not what was sent.
-            raise StatementError(f"the file is damaged ({error})", line_no=line_no + 1) from None
+            raise StatementError(_("the file is damaged (%(error)s)") % {"error": error}, line_no=line_no + 1) from None
         if not raw:
             return
         line_no += 1
         if len(raw) > max_line_bytes:
-            raise StatementError(f"the line is longer than {max_line_bytes} bytes", line_no=line_no)
+            raise StatementError(
+                _("the line is longer than %(limit)s bytes") % {"limit": max_line_bytes}, line_no=line_no
+            )
         try:
             text = raw.decode(encoding)
         except UnicodeDecodeError:
-            raise StatementError(f"the line is not valid {encoding} text", line_no=line_no) from None
+            raise StatementError(
+                _("the line is not valid %(encoding)s text") % {"encoding": encoding}, line_no=line_no
+            ) from None
         if line_no == 1 and text.startswith(_BOM):
             text = text[1:]
         yield line_no, text.rstrip("\r\n")
@@ -75,7 +78,7 @@ def csv_cells(text: str, *, line_no: int) -> list[str]:
     try:
         rows = list(csv.reader([text], strict=True))
     except csv.Error as error:
-        raise StatementError(f"the line is not valid CSV ({error})", line_no=line_no) from None
+        raise StatementError(_("the line is not valid CSV (%(error)s)") % {"error": error}, line_no=line_no) from None
     return [cell.strip() for cell in (rows[0] if rows else [])]
 
 
@@ -100,14 +103,17 @@ def column_index(
                 break
     missing = [next(iter(wanted[field])) for field in required if field not in found]
     if missing:
-        raise StatementError(f"the header has no column {', '.join(missing)}", line_no=line_no)
+        raise StatementError(
+            _("the header has no column %(columns)s") % {"columns": ", ".join(missing)}, line_no=line_no
+        )
     return found
 
 
-def amount_minor(text: str, *, line_no: int, column: str, currency: str = "CNY") -> int:
+def amount_minor(text: str, *, line_no: int, column: str, currency: str = "CNY", places: int | None = None) -> int:
     """An amount in yuan as a bill writes it ("12.30", "-10.00") in exact minor units (1230, -1000);
-    more precision than the currency has ("12.301") is an error."""
-    return _minor(text, line_no=line_no, column=column, currency=currency, round_half_up=False)
+    more precision than the currency has ("12.301") is an error. `places` counts in finer units
+    instead (5: hundred-thousandths, as WeChat Pay writes fees)."""
+    return _minor(text, line_no=line_no, column=column, currency=currency, round_half_up=False, places=places)
 
 
 def fee_minor(text: str, *, line_no: int, column: str, currency: str = "CNY") -> int:
@@ -118,29 +124,13 @@ def fee_minor(text: str, *, line_no: int, column: str, currency: str = "CNY") ->
     return _minor(text, line_no=line_no, column=column, currency=currency, round_half_up=True)
 
 
-def _minor(text: str, *, line_no: int, column: str, currency: str, round_half_up: bool) -> int:
-    # The same conversion as o2o.money.money_to_minor(Decimal(text)) (money_quantize's half-up for
-    # fees), done on the digits: a statement holds millions of amounts, and Decimal arithmetic per
-    # cell was most of the parsing time. tests/payments/test_statements.py holds the two equal.
-    match = _AMOUNT.fullmatch(text)
-    if match is None:
-        raise StatementError(f"{column} {text!r} is not an amount", line_no=line_no)
+def _minor(
+    text: str, *, line_no: int, column: str, currency: str, round_half_up: bool, places: int | None = None
+) -> int:
     try:
-        places = minor_unit_exponent(currency)
+        return minor_from_text(text, currency, round_half_up=round_half_up, places=places)
     except MoneyError as error:
-        raise StatementError(f"{column}: {error}", line_no=line_no) from None
-    sign, whole, fraction = match.groups()
-    if fraction is not None and len(fraction) == places:  # "12.30": the common case, fewest steps
-        return -int(whole + fraction) if sign == "-" else int(whole + fraction)
-    fraction = fraction or ""
-    kept, rest = fraction[:places].ljust(places, "0"), fraction[places:]
-    minor = int(whole + kept)
-    if rest.strip("0"):
-        if not round_half_up:
-            raise StatementError(f"{column} {text!r} has more than {places} decimal places", line_no=line_no)
-        if rest[0] >= "5":
-            minor += 1  # half-up rounds away from zero; the sign goes on below
-    return -minor if sign == "-" else minor
+        raise StatementError(f"{column} {error}", line_no=line_no) from None
 
 
 def local_time(text: str, *, line_no: int, column: str) -> datetime | None:
@@ -155,7 +145,10 @@ def local_time(text: str, *, line_no: int, column: str) -> datetime | None:
             raise ValueError(text)
         return datetime(*map(int, match.groups()), tzinfo=SHANGHAI)
     except ValueError:
-        raise StatementError(f"{column} {text!r} is not a time (YYYY-MM-DD HH:MM:SS)", line_no=line_no) from None
+        raise StatementError(
+            _("%(column)s %(text)r is not a time (YYYY-MM-DD HH:MM:SS)") % {"column": column, "text": text},
+            line_no=line_no,
+        ) from None
 
 
 def seekable_stream(stream: BinaryIO) -> BinaryIO:

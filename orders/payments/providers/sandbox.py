@@ -2,7 +2,7 @@
 
 Our side (`SandboxProvider`) talks to it exactly as to Alipay or WeChat Pay: checkout sends the
 customer to its pay page, its notifications are verified before anything trusts them, queries
-and refunds go to its ledger, and its daily statement is read like WeChat Pay's trade bill.
+and refunds go to its ledger, and its daily statement is WeChat Pay's trade bill, read by WeChat Pay's reader.
 
 The provider's side (the ledger in SandboxTrade/SandboxRefund, `sandbox_trade_pay`,
 `sandbox_notification_send`, `sandbox_statement`) stands in for the provider's servers. Nothing
@@ -15,9 +15,6 @@ notification cannot be made fresh again, and one older than five minutes is refu
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import hmac
 import io
 import json
 import logging
@@ -28,7 +25,6 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
-from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -38,6 +34,7 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 
 from o2o.money import MoneyError, money_from_minor, money_to_minor
 
@@ -49,9 +46,11 @@ from .base import (
     NotifyAnswer,
     PaymentProvider,
     RefundResult,
-    StatementError,
     StatementLine,
+    paid_or_ignored,
 )
+from .signing import hmac_sha256_hex, hmac_sha256_verify
+from .wechatpay import tradebill_lines
 
 if TYPE_CHECKING:
     from merchants.models import Merchant
@@ -89,12 +88,22 @@ def sandbox_merchant_id(config: PaymentConfig) -> str:
 
 def sandbox_signature(*, secret: str, timestamp: str, body: bytes) -> str:
     """Hex HMAC-SHA256 of `timestamp\\nbody` under the merchant's sandbox secret."""
-    return hmac.new(secret.encode(), timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+    return hmac_sha256_hex(secret, _signed(timestamp, body))
+
+
+def _signed(timestamp: str, body: bytes) -> bytes:
+    return timestamp.encode() + b"\n" + body
 
 
 def sandbox_notification_body(
-    *, mchid: str, out_trade_no: str, transaction_id: str, amount_minor: int, currency: str,
-    success_time: datetime | None, trade_state: str = "SUCCESS",
+    *,
+    mchid: str,
+    out_trade_no: str,
+    transaction_id: str,
+    amount_minor: int,
+    currency: str,
+    success_time: datetime | None,
+    trade_state: str = "SUCCESS",
 ) -> bytes:
     """A payment notification as the sandbox sends it (the fields of WeChat Pay's decrypted resource)."""
     event = {
@@ -121,16 +130,26 @@ def sandbox_notification_headers(*, secret: str, body: bytes, now: datetime | No
 
 class SandboxProvider(PaymentProvider):
     name = Provider.SANDBOX
+    statement_format = "wechatpay_tradebill"
 
-    def checkout(self, payment: Payment, *, notify_url: str, return_url: str) -> Checkout:
+    def checkout(
+        self, payment: Payment, *, notify_url: str, return_url: str, client_ip: str = "", openid: str = ""
+    ) -> Checkout:
+        # One flow (the sandbox's pay page) for every phone: client_ip and openid change nothing.
         # The "create order" call a real provider answers with a pay URL: the trade now exists at the
         # provider, waiting for the customer. Opening it again (a reload) keeps the same trade.
         SandboxTrade.objects.bulk_create(
-            [SandboxTrade(
-                merchant_id=payment.merchant_id, out_trade_no=payment.out_trade_no,
-                amount_minor=money_to_minor(payment.amount, payment.currency), currency=payment.currency,
-                description=f"Order #{payment.order_id}", notify_url=notify_url, return_url=return_url,
-            )],
+            [
+                SandboxTrade(
+                    merchant_id=payment.merchant_id,
+                    out_trade_no=payment.out_trade_no,
+                    amount_minor=money_to_minor(payment.amount, payment.currency),
+                    currency=payment.currency,
+                    description=f"Order #{payment.order_id}",
+                    notify_url=notify_url,
+                    return_url=return_url,
+                )
+            ],
             ignore_conflicts=True,
         )
         return Checkout(url=reverse("orders:sandbox-pay", args=[payment.order.token]))
@@ -138,26 +157,22 @@ class SandboxProvider(PaymentProvider):
     def verify_notification(self, *, body: bytes, headers: Mapping[str, str]) -> Notification:
         secret = self.config.signing_secret
         if not secret:
-            raise NotificationRejected("The sandbox account has no signing secret; nothing can be verified.")
+            raise NotificationRejected(_("The sandbox account has no signing secret; nothing can be verified."))
         lower = {key.lower(): value for key, value in headers.items()}
         timestamp = lower.get(TIMESTAMP_HEADER.lower(), "").strip()
-        signature = lower.get(SIGNATURE_HEADER.lower(), "").strip().lower()
+        signature = lower.get(SIGNATURE_HEADER.lower(), "")
         if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
-            raise NotificationRejected("Missing or malformed timestamp header.")
-        expected = sandbox_signature(secret=secret, timestamp=timestamp, body=body)
-        # Constant time: how much of a guessed signature matched must not show in the answer's timing.
-        if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
-            raise NotificationRejected("The signature does not match.")
+            raise NotificationRejected(_("Missing or malformed timestamp header."))
+        if not hmac_sha256_verify(secret, _signed(timestamp, body), signature):
+            raise NotificationRejected(_("The signature does not match."))
         if abs(time.time() - int(timestamp)) > MAX_CLOCK_SKEW.total_seconds():
-            raise NotificationRejected("The timestamp is more than 5 minutes away from now (stale or replayed).")
-        return _notification_parse(body, mchid=sandbox_merchant_id(self.config))
+            raise NotificationRejected(_("The timestamp is more than 5 minutes away from now (stale or replayed)."))
+        return paid_or_ignored(_notification_parse(body, mchid=sandbox_merchant_id(self.config)))
 
     def notify_answer(self, *, accepted: bool) -> NotifyAnswer:
         if accepted:
             return NotifyAnswer(status=200, body='{"code":"SUCCESS"}', content_type="application/json")
-        return NotifyAnswer(
-            status=400, body='{"code":"FAIL","message":"rejected"}', content_type="application/json"
-        )
+        return NotifyAnswer(status=400, body='{"code":"FAIL","message":"rejected"}', content_type="application/json")
 
     def query(self, payment: Payment) -> Notification | None:
         trade = SandboxTrade.objects.filter(
@@ -180,7 +195,11 @@ class SandboxProvider(PaymentProvider):
                 .first()
             )
             if trade is None or trade.paid_at is None:
-                return RefundResult("", False, f"The sandbox has no paid trade {payment.out_trade_no}.")
+                return RefundResult(
+                    "",
+                    False,
+                    _("The sandbox has no paid trade %(out_trade_no)s.") % {"out_trade_no": payment.out_trade_no},
+                )
             try:
                 minor = money_to_minor(refund.amount, trade.currency)
             except MoneyError as error:
@@ -188,52 +207,69 @@ class SandboxProvider(PaymentProvider):
             left = trade.amount_minor - trade.refunded_minor
             if minor > left:
                 return RefundResult(
-                    "", False,
-                    f"The refund ({refund.amount}) is more than what is left of the trade "
-                    f"({money_from_minor(left, trade.currency)}).",
+                    "",
+                    False,
+                    _("The refund (%(amount)s) is more than what is left of the trade (%(left)s).")
+                    % {"amount": refund.amount, "left": money_from_minor(left, trade.currency)},
                 )
             booked = SandboxRefund.objects.create(
-                trade=trade, out_refund_no=refund.out_refund_no, provider_refund_no=_provider_number("SBR"),
+                trade=trade,
+                out_refund_no=refund.out_refund_no,
+                provider_refund_no=_provider_number("SBR"),
                 amount_minor=minor,
             )
             SandboxTrade.objects.filter(pk=trade.pk).update(refunded_minor=F("refunded_minor") + minor)
         return RefundResult(provider_refund_no=booked.provider_refund_no, succeeded=True)
 
     def parse_statement(self, stream: BinaryIO) -> Iterator[StatementLine]:
-        return trade_bill_parse(stream)
+        """The sandbox writes WeChat Pay's trade bill, so WeChat Pay's reader reads it (one reader,
+        one set of rules for fees, REVOKED rows and the summary)."""
+        return tradebill_lines(stream, merchant_no=self.statement_account())
+
+    def statement_account(self) -> str:
+        return sandbox_merchant_id(self.config)
+
+    def download_statement(self, statement_date: date) -> BinaryIO:
+        """The sandbox's daily statement, generated from its ledger as the provider's servers would."""
+        return io.BytesIO(sandbox_statement(self.config.merchant, statement_date))
 
 
 def _notification_parse(body: bytes, *, mchid: str) -> Notification:
     try:
         event = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise NotificationRejected("The body is not JSON.") from None
+        raise NotificationRejected(_("The body is not JSON.")) from None
     if not isinstance(event, dict):
-        raise NotificationRejected("The body is not a JSON object.")
+        raise NotificationRejected(_("The body is not a JSON object."))
     if event.get("mchid") != mchid:
-        raise NotificationRejected("The notification is for another merchant account.")
+        raise NotificationRejected(_("The notification is for another merchant account."))
     out_trade_no, transaction_id, state = (event.get(k) for k in ("out_trade_no", "transaction_id", "trade_state"))
     amount = event.get("amount")
     if not (isinstance(out_trade_no, str) and 0 < len(out_trade_no) <= 64):
-        raise NotificationRejected("out_trade_no is missing or malformed.")
+        raise NotificationRejected(_("out_trade_no is missing or malformed."))
     if not (isinstance(transaction_id, str) and len(transaction_id) <= 64 and isinstance(state, str)):
-        raise NotificationRejected("transaction_id or trade_state is missing or malformed.")
+        raise NotificationRejected(_("transaction_id or trade_state is missing or malformed."))
     if not isinstance(amount, dict):
-        raise NotificationRejected("amount is missing.")
+        raise NotificationRejected(_("amount is missing."))
     total, currency = amount.get("total"), amount.get("currency")
     # bool is an int to Python; `true` fen is not an amount.
     if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-        raise NotificationRejected("amount.total must be a whole number of fen.")
+        raise NotificationRejected(_("amount.total must be a whole number of fen."))
     if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha() and currency.isupper()):
-        raise NotificationRejected("amount.currency must be an ISO 4217 code.")
+        raise NotificationRejected(_("amount.currency must be an ISO 4217 code."))
     paid_at = None
     if event.get("success_time") is not None:
         paid_at = parse_datetime(event["success_time"]) if isinstance(event["success_time"], str) else None
         if paid_at is None or timezone.is_naive(paid_at):
-            raise NotificationRejected("success_time is not a date and time with its offset.")
+            raise NotificationRejected(_("success_time is not a date and time with its offset."))
     return Notification(
-        out_trade_no=out_trade_no, provider_trade_no=transaction_id, amount_minor=total, currency=currency,
-        paid=state == "SUCCESS", state=state, paid_at=paid_at,
+        out_trade_no=out_trade_no,
+        provider_trade_no=transaction_id,
+        amount_minor=total,
+        currency=currency,
+        paid=state == "SUCCESS",
+        state=state,
+        paid_at=paid_at,
     )
 
 
@@ -243,8 +279,13 @@ def _trade_report(trade: SandboxTrade) -> Notification:
     else:
         state = "REFUND" if trade.refunded_minor else "SUCCESS"
     return Notification(
-        out_trade_no=trade.out_trade_no, provider_trade_no=trade.provider_trade_no, amount_minor=trade.amount_minor,
-        currency=trade.currency, paid=trade.paid_at is not None, state=state, paid_at=trade.paid_at,
+        out_trade_no=trade.out_trade_no,
+        provider_trade_no=trade.provider_trade_no,
+        amount_minor=trade.amount_minor,
+        currency=trade.currency,
+        paid=trade.paid_at is not None,
+        state=state,
+        paid_at=trade.paid_at,
     )
 
 
@@ -270,7 +311,7 @@ def sandbox_trade_pay(*, trade: SandboxTrade, deliveries: int = 1, delay_seconds
             paid_at=now, provider_trade_no=_provider_number("SBX")
         )
         if paid:
-            for _ in range(max(deliveries, 0)):
+            for _delivery in range(max(deliveries, 0)):
                 transaction.on_commit(
                     lambda: sandbox_notification_send.apply_async(args=[trade.pk], countdown=max(delay_seconds, 0))
                 )
@@ -304,8 +345,12 @@ def sandbox_notification_send(*, trade_id: int) -> int:
         return 0
     config = PaymentConfig.objects.get(merchant_id=trade.merchant_id, provider=Provider.SANDBOX)
     body = sandbox_notification_body(
-        mchid=sandbox_merchant_id(config), out_trade_no=trade.out_trade_no, transaction_id=trade.provider_trade_no,
-        amount_minor=trade.amount_minor, currency=trade.currency, success_time=trade.paid_at,
+        mchid=sandbox_merchant_id(config),
+        out_trade_no=trade.out_trade_no,
+        transaction_id=trade.provider_trade_no,
+        amount_minor=trade.amount_minor,
+        currency=trade.currency,
+        success_time=trade.paid_at,
     )
     headers = sandbox_notification_headers(secret=config.signing_secret, body=body)
     return notification_deliver(url=trade.notify_url, body=body, headers=headers)
@@ -325,20 +370,49 @@ def sandbox_statement(merchant: Merchant, date: date) -> bytes:
     for trade in trades.order_by("paid_at", "id"):
         fee = _fee_minor(trade.amount_minor)
         amount = _yuan(trade.amount_minor, trade.currency)
-        rows.append((trade.paid_at, trade.pk, _bill_row(
-            when=trade.paid_at, appid=appid, mchid=mchid, trade=trade, state="SUCCESS", settled=amount,
-            refund_no="", out_refund_no="", refund=_yuan(0, trade.currency), fee=fee, ordered=amount,
-        )))
+        rows.append(
+            (
+                trade.paid_at,
+                trade.pk,
+                _bill_row(
+                    when=trade.paid_at,
+                    appid=appid,
+                    mchid=mchid,
+                    trade=trade,
+                    state="SUCCESS",
+                    settled=amount,
+                    refund_no="",
+                    out_refund_no="",
+                    refund=_yuan(0, trade.currency),
+                    fee=fee,
+                    ordered=amount,
+                ),
+            )
+        )
         totals["trades"] += trade.amount_minor
         totals["fees"] += fee
     refunds = SandboxRefund.objects.filter(trade__merchant=merchant, created_at__gte=start, created_at__lt=end)
     for refund in refunds.select_related("trade").order_by("created_at", "id"):
         trade, fee = refund.trade, -_fee_minor(refund.amount_minor)
-        rows.append((refund.created_at, refund.pk, _bill_row(
-            when=refund.created_at, appid=appid, mchid=mchid, trade=trade, state="REFUND",
-            settled=_yuan(0, trade.currency), refund_no=refund.provider_refund_no, out_refund_no=refund.out_refund_no,
-            refund=_yuan(refund.amount_minor, trade.currency), fee=fee, ordered=_yuan(0, trade.currency),
-        )))
+        rows.append(
+            (
+                refund.created_at,
+                refund.pk,
+                _bill_row(
+                    when=refund.created_at,
+                    appid=appid,
+                    mchid=mchid,
+                    trade=trade,
+                    state="REFUND",
+                    settled=_yuan(0, trade.currency),
+                    refund_no=refund.provider_refund_no,
+                    out_refund_no=refund.out_refund_no,
+                    refund=_yuan(refund.amount_minor, trade.currency),
+                    fee=fee,
+                    ordered=_yuan(0, trade.currency),
+                ),
+            )
+        )
         totals["refunds"] += refund.amount_minor
         totals["fees"] += fee
     rows.sort(key=lambda row: (row[0], row[1]))
@@ -356,8 +430,18 @@ def sandbox_statement(merchant: Merchant, date: date) -> bytes:
 
 
 def _bill_row(
-    *, when: datetime, appid: str, mchid: str, trade: SandboxTrade, state: str, settled: str, refund_no: str,
-    out_refund_no: str, refund: str, fee: int, ordered: str,
+    *,
+    when: datetime,
+    appid: str,
+    mchid: str,
+    trade: SandboxTrade,
+    state: str,
+    settled: str,
+    refund_no: str,
+    out_refund_no: str,
+    refund: str,
+    fee: int,
+    ordered: str,
 ) -> list[str]:
     zero = _yuan(0, trade.currency)
     return [
@@ -382,141 +466,3 @@ def _fee_text(minor: int, currency: str) -> str:
     # the fee back, so theirs are negative.
     text = f"{'-' if minor < 0 else ''}{money_from_minor(abs(minor), currency)}"
     return text + ("000" if "." in text else "")
-
-
-# --------------------------------------------------------------------------- reading a trade bill
-
-
-def trade_bill_parse(stream: BinaryIO) -> Iterator[StatementLine]:
-    """Read a WeChat Pay style trade bill line by line (memory does not grow with the file).
-
-    Columns are found by their header names, so the 24- and 27-column layouts both read. Trades
-    come from SUCCESS rows, refunds from REFUND (and REVOKED) rows; amounts are in fen and positive
-    (the kind says the direction); fees keep the file's sign (a refund hands its fee back: negative).
-    The summary at the end must agree with the lines, or the whole file is refused.
-    A StatementError names the line; a consumer applies nothing until the iterator is exhausted.
-
-    (A small reader for the sandbox's own statements; the WeChat Pay provider's parser can take
-    its place once it exists, since the sandbox writes the same format.)
-    """
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text)
-    try:
-        header = [_cell(name) for name in next(reader)]
-    except StopIteration:
-        raise StatementError("the file is empty", line_no=1) from None
-    except (UnicodeDecodeError, csv.Error) as error:
-        raise StatementError(f"unreadable: {error}", line_no=1) from None
-    column = _bill_columns(header)
-    count = trades = refunds = fees = 0
-    currency = "CNY"
-    summary_at = None
-    try:
-        for row in reader:
-            line_no = reader.line_num
-            cells = [_cell(value) for value in row]
-            if not any(cells):
-                continue
-            if summary_at is not None:
-                if summary_at == -1:
-                    _bill_summary_check(
-                        cells, line_no=line_no, currency=currency, count=count, trades=trades, refunds=refunds,
-                        fees=fees,
-                    )
-                    summary_at = line_no
-                    continue
-                raise StatementError("unexpected content after the summary", line_no=line_no)
-            if cells[0] == SUMMARY_COLUMNS[0]:
-                summary_at = -1  # the summary header; its figures are on the next line
-                continue
-            if len(cells) != len(header):
-                raise StatementError(f"expected {len(header)} fields, found {len(cells)}", line_no=line_no)
-            line = _bill_line(cells, column, line_no=line_no)
-            count += 1
-            currency = line.currency
-            if line.kind == "trade":
-                trades += line.amount_minor
-            else:
-                refunds += line.amount_minor
-            fees += line.fee_minor
-            yield line
-    except UnicodeDecodeError as error:
-        raise StatementError(f"not UTF-8: {error}", line_no=reader.line_num + 1) from None
-    except csv.Error as error:
-        raise StatementError(str(error), line_no=reader.line_num) from None
-    if summary_at is None or summary_at == -1:
-        raise StatementError("the summary lines at the end are missing", line_no=reader.line_num)
-
-
-def _cell(value: str) -> str:
-    value = value.strip()
-    return value[1:] if value.startswith("`") else value
-
-
-def _bill_columns(header: list[str]) -> dict[str, int]:
-    names = {name: index for index, name in enumerate(header)}
-    aliases = {"应结订单金额": ("应结订单金额", "总金额")}  # the older 24-column bills say 总金额
-    wanted = ["交易时间", "微信订单号", "商户订单号", "交易状态", "货币种类", "应结订单金额", "微信退款单号",
-              "商户退款单号", "退款金额", "手续费"]  # fmt: skip
-    column = {}
-    for name in wanted:
-        found = next((names[alias] for alias in aliases.get(name, (name,)) if alias in names), None)
-        if found is None:
-            raise StatementError(f"the header has no column {name}", line_no=1)
-        column[name] = found
-    return column
-
-
-def _bill_line(cells: list[str], column: dict[str, int], *, line_no: int) -> StatementLine:
-    state, currency = cells[column["交易状态"]], cells[column["货币种类"]] or "CNY"
-    if state == "SUCCESS":
-        kind, amount = "trade", cells[column["应结订单金额"]]
-    elif state in ("REFUND", "REVOKED"):
-        kind, amount = "refund", cells[column["退款金额"]]
-    else:
-        raise StatementError(f"unknown trade state {state!r}", line_no=line_no)
-    out_trade_no = cells[column["商户订单号"]]
-    if not out_trade_no:
-        raise StatementError("the merchant's trade number (商户订单号) is empty", line_no=line_no)
-    when = cells[column["交易时间"]]
-    try:
-        occurred_at = datetime.strptime(when, "%Y-%m-%d %H:%M:%S").replace(tzinfo=STATEMENT_TZ)
-    except ValueError:
-        raise StatementError(f"{when!r} is not a time (yyyy-MM-dd HH:mm:ss)", line_no=line_no) from None
-    return StatementLine(
-        line_no=line_no, kind=kind, out_trade_no=out_trade_no, provider_trade_no=cells[column["微信订单号"]],
-        amount_minor=_minor(amount, currency, line_no=line_no),
-        # As written: charged on a trade (positive), handed back on a refund (negative).
-        fee_minor=_minor(cells[column["手续费"]], currency, line_no=line_no, signed=True),
-        occurred_at=occurred_at, out_refund_no=cells[column["商户退款单号"]] if kind == "refund" else "",
-        currency=currency,
-    )
-
-
-def _minor(text: str, currency: str, *, line_no: int, signed: bool = False) -> int:
-    try:
-        value = Decimal(text)
-        minor = money_to_minor(value, currency)
-    except (InvalidOperation, MoneyError):
-        raise StatementError(f"{text!r} is not an amount in {currency}", line_no=line_no) from None
-    if minor < 0 and not signed:
-        raise StatementError(f"{text!r} is negative", line_no=line_no)
-    return minor
-
-
-def _bill_summary_check(
-    cells: list[str], *, line_no: int, currency: str, count: int, trades: int, refunds: int, fees: int
-) -> None:
-    if len(cells) < 5:
-        raise StatementError(f"the summary has {len(cells)} fields, expected at least 5", line_no=line_no)
-    if not cells[0].isdigit() or int(cells[0]) != count:
-        raise StatementError(f"the summary counts {cells[0]} lines; the file has {count}", line_no=line_no)
-    expected = {1: (trades, "payments"), 2: (refunds, "refunds"), 4: (fees, "fees")}
-    for index, (total, what) in expected.items():
-        stated = _minor(cells[index], currency, line_no=line_no, signed=index == 4)
-        if stated != total:
-            raise StatementError(
-                f"the summary's {what} total {cells[index]} is not the sum of the lines "
-                f"({money_from_minor(total, currency) if total >= 0 else -money_from_minor(-total, currency)})",
-                line_no=line_no,
-            )
