@@ -73,18 +73,38 @@ def _order(
     if paid and order.status == OS.PENDING_PAYMENT:
         order = _pay(order)
     if then and order.status == OS.PAID:
-        # Later states get their services in the pickup and payments issues; demo data only
-        # needs rows to look at, with an event saying where they came from.
-        Order.objects.filter(pk=order.pk).update(status=then, closed_at=timezone.now() if then != OS.SHIPPED else None)
-        OrderEvent.objects.create(
-            merchant_id=order.merchant_id,
-            order=order,
-            from_status=OS.PAID,
-            to_status=then,
-            channel=OrderEvent.Channel.ADMIN,
-            note="demo data",
-        )
+        _move(order, then)
     return order
+
+
+def _move(order: Order, to: str) -> None:
+    """Take a paid demo order where staff and cashiers would: through the same services, as the demo manager."""
+    from django.contrib.auth.models import User
+
+    from .fulfilment import order_deliver, order_ship, pickups_expire_overdue
+    from .pickups.models import Redemption
+    from .pickups.ready import order_mark_ready
+    from .pickups.services import pickup_redeem
+
+    manager = User.objects.get(username="manager")
+    channel = OrderEvent.Channel.ADMIN
+    if to == OS.READY_FOR_PICKUP:
+        order_mark_ready(order=order, actor=manager, channel=channel)
+    elif to == OS.PICKED_UP:
+        pickup_redeem(
+            code=order.pickup_code, cashier=manager, store=order.pickup_store, channel=Redemption.Channel.WEB,
+            client="demo data",
+        )
+    elif to in (OS.SHIPPED, OS.DELIVERED):
+        order_ship(order=order, carrier="SF", tracking_number=f"SF{order.pk:013d}", actor=manager, channel=channel)
+        if to == OS.DELIVERED:
+            order_deliver(order=order, actor=manager, channel=channel)
+    elif to == OS.EXPIRED:
+        # Not collected in time: the overdue sweep expires it and gives the money back.
+        Order.objects.filter(pk=order.pk).update(pickup_deadline=timezone.now() - timedelta(minutes=1))
+        pickups_expire_overdue()
+    else:
+        raise ValueError(f"no demo path to {to}")
 
 
 def _pay(order: Order) -> Order:

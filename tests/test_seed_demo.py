@@ -201,3 +201,32 @@ def test_empty_password_is_refused_rather_than_creating_logins_nobody_can_use():
         call_command("seed_demo", password="")
 
     assert not User.objects.exists()
+
+
+def test_demo_orders_in_later_states_carry_what_the_services_leave():
+    """Each later state got there the way staff get it there, so every page that shows its traces has some."""
+    from members.models import Notification
+    from orders.models import Order
+    from orders.payments.models import Refund
+    from orders.pickups.models import Redemption
+
+    seed()
+    demo = Merchant.objects.get(slug="demo")
+    orders = Order.objects.filter(merchant=demo)
+    ready = orders.get(status=Order.Status.READY_FOR_PICKUP)
+    assert ready.ready_at is not None
+    assert Notification.objects.filter(order=ready).exists()  # the customer was told
+    for picked in orders.filter(status=Order.Status.PICKED_UP):
+        redemption = Redemption.objects.get(order=picked)
+        assert redemption.voided_at is None and redemption.units == sum(i.quantity for i in picked.items.all())
+        assert all(item.handed_over == item.quantity for item in picked.items.all())
+    shipped = orders.get(status=Order.Status.SHIPPED)
+    delivered = orders.get(status=Order.Status.DELIVERED)
+    for parcel in (shipped, delivered):
+        assert parcel.carrier == "SF" and parcel.tracking_number and parcel.shipped_at
+    assert delivered.delivered_at and delivered.closed_at and shipped.delivered_at is None
+    expired = orders.get(status=Order.Status.EXPIRED)
+    assert expired.pickup_deadline < expired.closed_at
+    assert Refund.objects.filter(payment__order=expired).exists()  # its money went back
+    # Nothing was moved behind the services' backs.
+    assert not orders.filter(events__note="demo data").exists()
