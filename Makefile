@@ -46,9 +46,11 @@ test: $(STAMP)
 # when DATABASE_URL points at it.
 BENCH_ARGS ?=
 RECONCILE_BENCH_ARGS ?=
+REDEEM_BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) -m tests.bench.bench_landing $(BENCH_ARGS)
 	$(PY) -m tests.bench.bench_reconcile $(RECONCILE_BENCH_ARGS)
+	$(PY) -m tests.bench.bench_redeem $(REDEEM_BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -13,114 +13,27 @@ Prints a table and writes bench-results/landing.json. Not a test: it never fails
 """
 
 import argparse
-import http.client
 import json
 import os
 import platform
-import shutil
-import socket
-import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-BASE_DIR = Path(__file__).resolve().parents[2]
+from tests.bench.common import (
+    BASE_DIR,
+    Call,
+    database_version,
+    databases_for,
+    gunicorn_serving,
+    measure,
+    summary,
+    throwaway_database,
+)
+
 GOAL_RATIO = 0.5
-HOST = "127.0.0.1"
-
-
-# --------------------------------------------------------------------------- client side (no Django here)
-
-
-def _fetch(port: int, path: str, count: int) -> tuple[int, int, list[float]]:
-    """`count` sequential GETs on fresh connections (gunicorn's sync workers close after each response)."""
-    ok = errors = 0
-    latencies = []
-    for _ in range(count):
-        started = time.perf_counter()
-        connection = http.client.HTTPConnection(HOST, port, timeout=30)
-        try:
-            connection.request("GET", path)
-            response = connection.getresponse()
-            response.read()
-            if response.status == 200:
-                ok += 1
-            else:
-                errors += 1
-        except OSError:
-            errors += 1
-        finally:
-            connection.close()
-        latencies.append(time.perf_counter() - started)
-    return ok, errors, latencies
-
-
-def _measure(pool: ProcessPoolExecutor, port: int, path: str, requests: int, concurrency: int) -> dict:
-    shares = [requests // concurrency + (i < requests % concurrency) for i in range(concurrency)]
-    started = time.perf_counter()
-    results = [future.result() for future in [pool.submit(_fetch, port, path, n) for n in shares if n]]
-    elapsed = time.perf_counter() - started
-    return {
-        "ok": sum(r[0] for r in results),
-        "errors": sum(r[1] for r in results),
-        "seconds": elapsed,
-        "latencies": [latency for r in results for latency in r[2]],
-    }
-
-
-def _summary(samples: list[dict]) -> dict:
-    ok = sum(s["ok"] for s in samples)
-    seconds = sum(s["seconds"] for s in samples)
-    latencies = sorted(latency for s in samples for latency in s["latencies"])
-    return {
-        "requests": ok + sum(s["errors"] for s in samples),
-        "errors": sum(s["errors"] for s in samples),
-        "seconds": round(seconds, 3),
-        "rps": round(ok / seconds, 1) if seconds else 0.0,
-        "p50_ms": round(statistics.median(latencies) * 1000, 2) if latencies else None,
-        "p95_ms": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 2) if latencies else None,
-    }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def _gunicorn(*, env: dict, workers: int, probe_path: str):
-    port = _free_port()
-    command = [
-        sys.executable, "-m", "gunicorn", "o2o.wsgi:application", "--bind", f"{HOST}:{port}",
-        "--workers", str(workers), "--worker-class", "sync", "--backlog", "2048", "--log-level", "warning",
-    ]
-    server = subprocess.Popen(command, cwd=BASE_DIR, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {server.returncode}")
-            ok, _errors, _ = _fetch(port, probe_path, 1)
-            if ok:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not answer within 60 s")
-            time.sleep(0.2)
-        yield port
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 # --------------------------------------------------------------------------- one database (runs in a child process)
@@ -189,28 +102,24 @@ def run_one(args: argparse.Namespace) -> dict:
     call_command("migrate", verbosity=0, interactive=False)
     paths = _seed()
     queries = _queries_per_request(paths)
-    vendor = connection.vendor
-    if vendor == "sqlite":
-        version = ".".join(str(n) for n in connection.Database.sqlite_version_info)
-    else:
-        version = f"{connection.pg_version // 10000}.{connection.pg_version % 100}"
+    vendor, version = connection.vendor, database_version(connection)
     connections.close_all()
 
     env = {**os.environ, "PYTHONPATH": str(BASE_DIR)}
     samples: dict[str, list[dict]] = {"trivial": [], "landing": []}
-    with _gunicorn(env=env, workers=args.workers, probe_path=paths["trivial"]) as port, ProcessPoolExecutor(
+    with gunicorn_serving(env=env, workers=args.workers, probe_path=paths["trivial"]) as port, ProcessPoolExecutor(
         max_workers=args.concurrency
     ) as pool:
         for page in ("trivial", "landing"):  # warm-up: workers' first requests, connection set-up
-            _measure(pool, port, paths[page], args.concurrency * 5, args.concurrency)
+            measure(pool, port, [Call("GET", paths[page])] * (args.concurrency * 5), args.concurrency)
         for round_ in range(args.rounds):
             order = ("trivial", "landing") if round_ % 2 == 0 else ("landing", "trivial")
             for page in order:
-                samples[page].append(_measure(pool, port, paths[page], args.requests, args.concurrency))
+                samples[page].append(measure(pool, port, [Call("GET", paths[page])] * args.requests, args.concurrency))
 
     pages = {
         page: {
-            **_summary(samples[page]), "queries_per_request": queries[page, "steady"],
+            **summary(samples[page]), "queries_per_request": queries[page, "steady"],
             "queries_first_visit": queries[page, "first"], "path": paths[page],
         }
         for page in samples
@@ -221,43 +130,6 @@ def run_one(args: argparse.Namespace) -> dict:
 
 
 # --------------------------------------------------------------------------- orchestration
-
-
-@contextmanager
-def _throwaway_database(kind: str):
-    """A database URL that exists only for this run."""
-    if kind == "sqlite":
-        folder = Path(tempfile.mkdtemp(prefix="o2o-bench-"))
-        try:
-            yield f"sqlite:///{folder / 'bench.sqlite3'}", folder
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        return
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    name = f"{parts.path.lstrip('/') or 'o2o'}_bench"
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    folder = Path(tempfile.mkdtemp(prefix="o2o-bench-"))
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlunsplit(parts._replace(path=f"/{name}")), folder
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _databases(choice: str) -> list[str]:
-    has_postgres = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
-    if choice == "postgres" and not has_postgres:
-        sys.exit("--db postgres needs DATABASE_URL=postgres://... (the server to create a bench database on)")
-    if choice == "auto":
-        return ["sqlite", "postgres"] if has_postgres else ["sqlite"]
-    return [choice]
 
 
 def _child_command(args: argparse.Namespace, database_url: str) -> list[str]:
@@ -308,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     runs = []
-    for kind in _databases(args.db):
-        with _throwaway_database(kind) as (url, folder):
+    for kind in databases_for(args.db):
+        with throwaway_database(kind) as (url, folder):
             (folder / "static").mkdir(exist_ok=True)
             env = {**os.environ, "O2O_VAR_DIR": str(folder), "PYTHONPATH": str(BASE_DIR)}
             print(f"[bench] {kind}: migrating, seeding, serving with {args.workers} gunicorn workers...", flush=True)
