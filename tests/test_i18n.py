@@ -1,7 +1,15 @@
 """Simplified Chinese: the catalogue is complete and compiled, and customers and staff see Chinese.
 
 The .po and the compiled .mo are both committed (machines without gettext still get translations),
-so these tests also check that the .mo says what the .po says.
+so these tests also check that the .mo says what the .po says, and that every message our code marks
+is in the .po. After marking new strings:
+
+    .venv/bin/python manage.py makemessages -l zh_Hans --no-obsolete -i tests -i var -i node_modules -i static
+    (translate what it added or marked fuzzy)
+    .venv/bin/python manage.py compilemessages -l zh_Hans
+
+Only the django domain: djangojs.po holds Django admin strings our code does not mark, which a
+makemessages -d djangojs would drop.
 """
 
 import ast
@@ -25,7 +33,7 @@ MO = LC_MESSAGES / "django.mo"
 # djangojs: the admin's JavaScript strings Django's own zh_Hans catalogue lacks (our code marks none).
 DOMAINS = ["django", "djangojs"]
 ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9,en;q=0.5"}
-PLACEHOLDER = re.compile(r"%\((\w+)\)[sdif]")
+PLACEHOLDER = re.compile(r"%\((\w+)\)[sdifr]")
 
 
 # --------------------------------------------------------------------------- the .po file
@@ -104,6 +112,118 @@ def test_translations_are_chinese():
     """Names that stay as they are in Chinese apps (SKU, API, Logo) are the only Latin-only ones."""
     latin_only = {e["msgid"] for e in messages() if not re.search(r"[\u4e00-\u9fff]", msgstrs(e)[0])}
     assert latin_only <= {"SKU", "API", "logo"}, latin_only
+
+
+# --------------------------------------------------------------------------- what our code marks
+
+# Where makemessages looks for our messages (tests, .venv and var are not ours to translate).
+APPS = ["o2o", "merchants", "orders", "members"]
+TEMPLATE_DIRS = [Path(settings.BASE_DIR) / "templates", *(Path(settings.BASE_DIR) / app / "templates" for app in APPS)]
+# The keywords makemessages gives xgettext, as (msgctxt, msgid, msgid_plural) argument positions.
+KEYWORDS = {
+    "_": (None, 0, None), "gettext": (None, 0, None), "gettext_lazy": (None, 0, None),
+    "gettext_noop": (None, 0, None),
+    "ngettext": (None, 0, 1), "ngettext_lazy": (None, 0, 1),
+    "pgettext": (0, 1, None), "pgettext_lazy": (0, 1, None),
+    "npgettext": (0, 1, 2), "npgettext_lazy": (0, 1, 2),
+}
+# templatize() turns a template's {% translate %}, {% blocktranslate %} and _("...") into calls like
+# `gettext(u'...')`, `npgettext(u'ctx', u'...', u'...', count)`: their leading literal arguments.
+LITERAL = r"""u?(?:'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")"""
+TEMPLATE_CALL = re.compile(rf"\b({'|'.join(KEYWORDS)})\(\s*({LITERAL}(?:\s*,\s*{LITERAL})*)")
+
+
+def message_key(keyword: str, literals: list[str]) -> tuple[str | None, str, str | None] | None:
+    """(msgctxt, msgid, msgid_plural) of a call's literal arguments, or None if one is not a literal."""
+    positions = KEYWORDS[keyword]
+    if max(p for p in positions if p is not None) >= len(literals):
+        return None
+    return tuple(None if p is None else literals[p] for p in positions)
+
+
+def marked_in_python(path: Path) -> tuple[list[tuple], list[str]]:
+    """The messages a module marks, each with its line, and the marking calls xgettext cannot read
+    (an f-string, a variable or a concatenation where a literal should be: never translated)."""
+    found, unreadable = [], []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+        if name not in KEYWORDS:
+            continue
+        literals = []
+        for arg in node.args:
+            if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+                break
+            literals.append(arg.value)
+        key = message_key(name, literals)
+        if key is None:
+            unreadable.append(f"{path.relative_to(settings.BASE_DIR)}:{node.lineno}: {ast.unparse(node)[:100]}")
+        else:
+            found.append((key, node.lineno))
+    return found, unreadable
+
+
+def marked_in_template(path: Path) -> list[tuple]:
+    from django.utils.translation.template import templatize
+
+    source = templatize(path.read_text(encoding="utf-8"), origin=str(path))
+    found = []
+    for match in TEMPLATE_CALL.finditer(source):
+        literals = [ast.literal_eval(arg) for arg in re.findall(LITERAL, match.group(2))]
+        if (key := message_key(match.group(1), literals)) is not None:
+            found.append((key, source.count("\n", 0, match.start()) + 1))
+    return found
+
+
+def marked_messages() -> tuple[dict[tuple, list[str]], list[str]]:
+    """Every (msgctxt, msgid, msgid_plural) our apps and templates mark, with the places that mark it,
+    and the marking calls no extractor can read."""
+    base = Path(settings.BASE_DIR)
+    marked, unreadable = {}, []
+
+    def add(path: Path, found: list[tuple]) -> None:
+        for key, line in found:
+            marked.setdefault(key, []).append(f"{path.relative_to(base)}:{line}")
+
+    for path in (path for app in APPS for path in sorted((base / app).rglob("*.py"))):
+        found, cannot = marked_in_python(path)
+        add(path, found)
+        unreadable += cannot
+    for folder in (folder for folder in TEMPLATE_DIRS if folder.is_dir()):
+        for path in sorted(folder.rglob("*")):
+            if path.suffix in {".html", ".txt"}:
+                add(path, marked_in_template(path))
+    return marked, unreadable
+
+
+def test_every_message_our_code_marks_is_in_the_catalogue():
+    """A string marked in code but missing from the .po is shown in English to Chinese users, and no
+    other test notices: run makemessages (see the module docstring) and translate what it adds."""
+    marked, _unreadable = marked_messages()
+    assert len(marked) > 200  # the extraction itself works
+    in_po = {(e.get("msgctxt"), e["msgid"], e.get("msgid_plural")) for e in messages()}
+    # A msgid marked both with and without a plural gets one plural entry (xgettext merges them), and
+    # gettext() of it reads that entry's form for 1: the singular use is in the catalogue too.
+    in_po |= {(ctx, msgid, None) for ctx, msgid, _plural in in_po}
+    missing = sorted(
+        ((places[0], key) for key, places in marked.items() if key not in in_po),
+        key=lambda item: (item[0].rsplit(":", 1)[0], int(item[0].rsplit(":", 1)[1])),
+    )
+    report = "\n".join(
+        f"  {place}: "
+        + (f"[{ctx}] " if ctx else "")
+        + repr(msgid)
+        + (f" / plural {plural!r}" if plural else "")
+        for place, (ctx, msgid, plural) in missing
+    )
+    assert not missing, f"{len(missing)} marked messages are not in {PO.name}:\n{report}"
+
+
+def test_marked_messages_are_literal_strings():
+    """gettext(f"...") or gettext(variable) is never extracted, so it is never translated."""
+    _marked, unreadable = marked_messages()
+    assert not unreadable, "marked, but not with a literal string:\n" + "\n".join(unreadable)
 
 
 # --------------------------------------------------------------------------- the compiled .mo
