@@ -8,6 +8,7 @@ refunded / cancelled, 410 expired, 403 wrong_store (with the store it belongs to
 
 from axes.helpers import get_client_ip_address
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -245,7 +246,7 @@ _KEY = OpenApiParameter(
 class VerifiesPickups(IsMerchantStaff):
     """Cashiers (at their stores), managers (at their merchant's) and platform superusers."""
 
-    message = _("Only cashiers and managers verify pickups.")
+    message = gettext_lazy("Only cashiers and managers verify pickups.")
 
     def has_permission(self, request, view):
         return super().has_permission(request, view) and may_verify_pickups(request.user)

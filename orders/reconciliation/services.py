@@ -30,6 +30,7 @@ from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from merchants.models import Merchant
 from o2o.exceptions import DomainError
@@ -57,7 +58,7 @@ HOLD_MAX_SECONDS = 300
 
 class StatementUnavailable(DomainError):
     code = "statement_unavailable"
-    default_message = _("This provider's statement cannot be downloaded; upload the file instead.")
+    default_message = gettext_lazy("This provider's statement cannot be downloaded; upload the file instead.")
 
 
 class NoSuchRun(DomainError):
@@ -66,7 +67,7 @@ class NoSuchRun(DomainError):
 
 class ResolutionNoteMissing(DomainError):
     code = "resolution_note_missing"
-    default_message = _("Say how the discrepancies were resolved.")
+    default_message = gettext_lazy("Say how the discrepancies were resolved.")
 
 
 @dataclass(frozen=True)

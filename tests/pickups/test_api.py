@@ -144,6 +144,16 @@ def test_analysts_and_strangers_are_refused(shop):
     assert signed_in(nobody).get(f"/api/v1/pickups/{order.pickup_code}/").status_code == 403
 
 
+def test_the_refusal_speaks_each_requests_language(shop):
+    """The message is looked up per request, not once when the module was imported."""
+    order = shop.order()
+    client, auth = terminal(shop, shop.analyst)
+    answers = {"en": "Only cashiers and managers verify pickups.", "zh-hans": "只有收银员和经理可以核销提货。"}
+    for language, words in answers.items():
+        response = lookup(client, {**auth, "HTTP_ACCEPT_LANGUAGE": language}, order.pickup_code)
+        assert (response.status_code, response.json()["detail"]) == (403, words)
+
+
 def test_manager_session_needs_csrf_on_redeem(shop):
     order = shop.order()
     client = Client(enforce_csrf_checks=True)
