@@ -3,9 +3,8 @@
 Reading a million-line bill in Python costs microseconds a line whatever one does; PostgreSQL's COPY
 splits and types lines many times faster. So on PostgreSQL a trade bill is not parsed line by line:
 its bytes are turned, a few megabytes at a time with one bytes.replace() in the usual case, into COPY's
-text format (one column per bill column) and copied into a temporary table; one set-based pass types and
-checks every row and adds up the totals, and the matching reads the rows through a view that types
-what it uses as it reads it (no typed copy of the bill is written).
+text format (one column per bill column), copied into a temporary table, and typed and checked there in
+one set-based statement.
 
 The Python reader (wechatpay.tradebill_lines) stays the definition of the format. This path vouches
 only for files inside a strict subset of it (every row starts with a backtick, amounts of digits and
@@ -103,10 +102,9 @@ def _stage(*, run_id: int, stream: BinaryIO, merchant_no: str) -> StagedStatemen
         summary = _summary(bytes(tail), first_line_no=rows + 2)
         if summary is None:
             raise _NotVouched
-        # One pass types and checks every row and adds up the totals; nothing typed is written: the
-        # matching reads the text cells through a view, typing only what it uses (writing a typed copy of a
-        # million rows cost more than all the checks).
-        cursor.execute(_check_sql(bill=bill, columns=columns), {"mchid": merchant_no})
+        cursor.execute(_typed_sql(bill=bill, stage=stage, columns=columns), {"mchid": merchant_no})
+        cursor.execute(f"DROP TABLE {bill}")
+        cursor.execute(_totals_sql(stage=stage, columns=columns))
         (count, valid, sums, staged) = _totals(cursor.fetchone(), columns)
         if count != rows or not valid:
             raise _NotVouched
@@ -116,22 +114,13 @@ def _stage(*, run_id: int, stream: BinaryIO, merchant_no: str) -> StagedStatemen
             _check_summary(summary_header, summary_columns, summary_values, rows, sums, summary_line_no)
         except StatementError:
             raise _NotVouched from None
-        cursor.execute(_view_sql(bill=bill, stage=stage, columns=columns))
-        if staged.currency is None:
-            # Not CNY throughout (the usual case, checked in the pass above): the first line's.
-            cursor.execute(f"SELECT currency FROM {stage} ORDER BY line_no LIMIT 1")  # noqa: S608
-            staged.currency = cursor.fetchone()[0]
-        # The planner knows nothing of a fresh temp table (see staging.statement_stage). Only the cells the
-        # matching joins and filters on (through the view): sampling the rest costs time and helps no plan.
-        analyzed = sorted(
-            cell for cell in {_cell(columns, field) for field in ("state", "out_trade_no", "out_refund_no")}
-            if cell.startswith("c")
-        )  # fmt: skip
-        # The matching filters on the view's kind: statistics on that expression give the planner its
-        # figures (without, it guesses 0.5%% of the rows and may loop over a million of them).
-        cursor.execute(f"CREATE STATISTICS {bill}_kind ON ({_kind(_cell(columns, 'state'))}) FROM {bill}")
-        cursor.execute(f"ANALYZE {bill} (line_no, {', '.join(analyzed)})")
-    staged.table, staged.source = stage, bill
+        if count > staged.lines:
+            # REVOKED rows count towards the summary only (see wechatpay.ROW_STATES).
+            cursor.execute(f"DELETE FROM {stage} WHERE kind IS NULL")  # noqa: S608 - our own identifier
+        # The planner knows nothing of a fresh temp table (see staging.statement_stage).
+        # Only the columns the matching joins and filters on: sampling the rest costs time and helps no plan.
+        cursor.execute(f"ANALYZE {stage} (kind, out_trade_no, provider_trade_no, out_refund_no, line_no)")
+    staged.table = stage
     return staged
 
 
@@ -210,43 +199,28 @@ def _summary(tail: bytes, *, first_line_no: int) -> tuple[list[str], list[str], 
     return header, _backtick_cells(lines[1], line_no=first_line_no + 1), first_line_no + 1
 
 
-def _cell(columns: dict[str, int], field: str) -> str:
-    """The SQL of `field`'s text cell ('' when the bill has no such column). The first cell still holds its
-    row's backtick (see _copy_text): b0 is that cell without it."""
-    if field not in columns:
-        return "''"
-    return "b0" if columns[field] == 0 else f"c{columns[field]}"
-
-
-def _bill_rows(bill: str) -> str:
-    return f"(SELECT r.*, substr(r.c0, 2) AS b0 FROM {bill} r)"  # noqa: S608 - our own identifier
-
-
-def _amount(cell: str) -> str:
-    # "" counts as 0, as in the reader.
-    return f"CASE WHEN {cell} = '' THEN 0 ELSE {cell}::numeric END"
-
-
-def _check_sql(*, bill: str, columns: dict[str, int]) -> str:
-    """One row: the count of rows, whether the reader would read every row to exactly the values the view
-    gives (see _view_sql), the sums the summary is checked against, and the day's totals. Casts that fail
-    abort the statement (the reader then names the line)."""
+def _typed_sql(*, bill: str, stage: str, columns: dict[str, int]) -> str:
+    """The staging table typed from the bill's text cells, with `ok`: whether the reader would read this row
+    to exactly these values. Casts that fail abort the statement (the reader then names the line)."""
     amounts = [field for field in (*CROSS_CHECKS, "fee") if field in columns]
     trade_amount = "total" if "total" in columns else "settlement"
     refund_amount = "refund_applied" if "refund_applied" in columns else "refund"
 
     def cell(field: str) -> str:
-        return _cell(columns, field)
+        # The first cell still holds its row's backtick (see _copy_text): b0 is that cell without it.
+        return ("b0" if columns[field] == 0 else f"c{columns[field]}") if field in columns else "''"
 
     def value(field: str) -> str:
         return f"n_{field}" if field in columns else "0"
 
     def amount_ok(field: str, places: int) -> str:
-        # Digits, a point and an optional leading minus only (no "+", exponent, spaces, NaN: a cast alone
-        # would take those), a digit before the point, 1 to `places` after it, at most 12 before it.
+        # "" counts as 0, as in the reader. Otherwise digits, a point and an optional leading minus only
+        # (no "+", exponent, spaces, NaN: a cast alone would take those), a digit before the point, 1 to
+        # `places` after it, at most 12 before it. A cast that fails aborts the statement (the reader
+        # decides); string functions, not number formatting, keep this cheap over a million rows.
         # First the common case, cheaply: the number prints back as written (PostgreSQL prints no sign but
         # "-", no exponent, no leading zero, every decimal it was given; NaN and Infinity fail the range);
-        # then, for the rest (leading zeros), string functions, not number formatting.
+        # string functions, not number formatting, only for the rest (leading zeros).
         text, number = cell(field), value(field)
         return (
             f"({text} = '' OR (abs({number}) < 1e12 AND ("
@@ -284,53 +258,43 @@ def _check_sql(*, bill: str, columns: dict[str, int]) -> str:
                  AND ascii({currency}) > 32 AND ascii(right({currency}, 1)) > 32)
             AND ({state} = 'SUCCESS' AND {value(trade_amount)} >= 0 OR {state} = 'REFUND' AND {refund_ok})))""",
     ]
-    typed = "".join(f", {_amount(cell(field))} AS n_{field}" for field in amounts)
-    sums = "".join(f", SUM({value(field)})" for field in summed)
-    # Positive, rounded half away from zero to the fen, as the reader's fee_minor.
-    fee_minor = f"abs(round({value('fee')}, 2) * 100)"
+    typed = "".join(f", CASE WHEN {cell(f)} = '' THEN 0 ELSE {cell(f)}::numeric END AS n_{f}" for f in amounts)
+    sums = "".join(f", {value(field)} AS sum_{field}" for field in summed)
     return f"""
-        SELECT COUNT(*), COALESCE(BOOL_AND({' AND '.join(checks)}), true), SUM({value('fee')}){sums},
-               COUNT(*) FILTER (WHERE {state} = 'SUCCESS'), COUNT(*) FILTER (WHERE {state} = 'REFUND'),
-               COALESCE(SUM({value(trade_amount)}) FILTER (WHERE {state} = 'SUCCESS'), 0) * 100,
-               COALESCE(SUM({value(refund_amount)}) FILTER (WHERE {state} = 'REFUND'), 0) * 100,
-               COALESCE(SUM(CASE {state} WHEN 'SUCCESS' THEN {fee_minor} WHEN 'REFUND' THEN -{fee_minor} END), 0),
-               COALESCE(BOOL_AND({currency} IN ('', 'CNY')) FILTER (WHERE {state} <> 'REVOKED'), true),
-               COUNT(*) FILTER (WHERE {state} <> 'REVOKED')
+        CREATE TEMP TABLE {stage} ON COMMIT DROP AS
+        SELECT line_no,
+               CASE {state} WHEN 'SUCCESS' THEN 'trade' WHEN 'REFUND' THEN 'refund' END::varchar(8) AS kind,
+               {cell('out_trade_no')}::varchar(64) AS out_trade_no,
+               {cell('transaction_id')}::varchar(64) AS provider_trade_no,
+               CASE WHEN {state} = 'REFUND' THEN {cell('out_refund_no')} ELSE '' END::varchar(64) AS out_refund_no,
+               CASE WHEN {state} = 'SUCCESS' THEN {value(trade_amount)} * 100
+                    WHEN {state} = 'REFUND' THEN {value(refund_amount)} * 100 END::bigint AS amount_minor,
+               -- positive, rounded half away from zero to the fen, as the reader's fee_minor
+               abs(round({value('fee')}, 2) * 100)::bigint AS fee_minor,
+               CASE WHEN {state} <> 'REVOKED' THEN ts AT TIME ZONE 'Asia/Shanghai' END AS occurred_at,
+               COALESCE(NULLIF({currency}, ''), 'CNY')::varchar(3) AS currency,
+               {value('fee')} AS fee_written{sums},
+               COALESCE({' AND '.join(checks)}, false) AS ok
         FROM (
             -- Each cast once (OFFSET 0 keeps the planner from copying them into every use above).
             SELECT w.*, CASE WHEN {when} = '' THEN NULL ELSE {when}::timestamp END AS ts{typed}
-            FROM {_bill_rows(bill)} w OFFSET 0
+            FROM (SELECT r.*, substr(r.c0, 2) AS b0 FROM {bill} r) w OFFSET 0
         ) t
     """  # noqa: S608 - only our own identifiers and column numbers are formatted in
 
 
-def _view_sql(*, bill: str, stage: str, columns: dict[str, int]) -> str:
-    """The staging relation the matching reads (staging.statement_stage's columns), as a view over the bill's
-    text cells: typed when read, so only what the matching uses is typed. A plain SELECT, so the planner
-    merges it into each query and computes a column only where it is used."""
-    trade_amount = "total" if "total" in columns else "settlement"
-    refund_amount = "refund_applied" if "refund_applied" in columns else "refund"
-
-    def cell(field: str) -> str:
-        return _cell(columns, field)
-
-    state, when = cell("state"), cell("time")
+def _totals_sql(*, stage: str, columns: dict[str, int]) -> str:
+    summed = [field for field in CROSS_CHECKS if field in columns]
+    sums = "".join(f", SUM(sum_{field})" for field in summed)
     return f"""
-        CREATE TEMP VIEW {stage} AS
-        SELECT line_no, {_kind(state)} AS kind, {cell("out_trade_no")} AS out_trade_no,
-               {cell("transaction_id")} AS provider_trade_no,
-               CASE WHEN {state} = 'REFUND' THEN {cell("out_refund_no")} ELSE '' END AS out_refund_no,
-               (CASE WHEN {state} = 'SUCCESS' THEN {_amount(cell(trade_amount))}
-                     ELSE {_amount(cell(refund_amount))} END * 100)::bigint AS amount_minor,
-               abs(round({_amount(cell("fee"))}, 2) * 100)::bigint AS fee_minor,
-               CASE WHEN {when} = '' THEN NULL ELSE {when}::timestamp AT TIME ZONE 'Asia/Shanghai' END AS occurred_at,
-               COALESCE(NULLIF({cell("currency")}, ''), 'CNY') AS currency
-        FROM {_bill_rows(bill)} w WHERE {state} <> 'REVOKED'
-    """  # noqa: S608 - only our own identifiers and column numbers are formatted in
-
-
-def _kind(state: str) -> str:
-    return f"CASE {state} WHEN 'SUCCESS' THEN 'trade' WHEN 'REFUND' THEN 'refund' END"
+        SELECT COUNT(*), COALESCE(BOOL_AND(ok), true), SUM(fee_written){sums},
+               COUNT(*) FILTER (WHERE kind = 'trade'), COUNT(*) FILTER (WHERE kind = 'refund'),
+               COALESCE(SUM(amount_minor) FILTER (WHERE kind = 'trade'), 0),
+               COALESCE(SUM(amount_minor) FILTER (WHERE kind = 'refund'), 0),
+               COALESCE(SUM(CASE kind WHEN 'trade' THEN fee_minor WHEN 'refund' THEN -fee_minor ELSE 0 END), 0),
+               (SELECT currency FROM {stage} WHERE kind IS NOT NULL ORDER BY line_no LIMIT 1)
+        FROM {stage}
+    """  # noqa: S608
 
 
 def _totals(row: tuple, columns: dict[str, int]) -> tuple[int, bool, dict[str, int], StagedStatement]:
@@ -339,10 +303,9 @@ def _totals(row: tuple, columns: dict[str, int]) -> tuple[int, bool, dict[str, i
     # NUMERIC sums may come back as int or Decimal; both are exact.
     sums = {field: int(Decimal(value or 0).scaleb(2)) for field, value in zip(summed, rest, strict=False)}
     sums[FEE_SUM] = int(Decimal(fee_written or 0).scaleb(FEE_PLACES))
-    trade_count, refund_count, trades, refunds, fees, all_cny, lines = rest[len(summed) :]
+    trade_count, refund_count, trades, refunds, fees, currency = rest[len(summed) :]
     staged = StagedStatement(
         table="", lines=trade_count + refund_count, trade_count=trade_count, refund_count=refund_count,
-        trades_minor=int(trades), refunds_minor=int(refunds), fees_minor=int(fees),
-        currency=("CNY" if lines else "") if all_cny else None,
+        trades_minor=int(trades), refunds_minor=int(refunds), fees_minor=int(fees), currency=currency or "",
     )  # fmt: skip
     return count, bool(valid), sums, staged

@@ -44,8 +44,6 @@ class StagedStatement:
     refunds_minor: int = 0
     fees_minor: int = 0
     currency: str = ""
-    # What the table (then a view) is read from, dropped with it: the bulk path's bill (see bulk.py).
-    source: str = ""
 
 
 def stage_table_name(run_id: int) -> str:
@@ -94,11 +92,7 @@ def statement_stage(*, run_id: int, lines: Iterable[StatementLine]) -> StagedSta
 def statement_unstage(staged: StagedStatement) -> None:
     """Drop the staging table now (PostgreSQL would drop it at commit anyway)."""
     with connection.cursor() as cursor:
-        if staged.source:
-            cursor.execute(f"DROP VIEW IF EXISTS {staged.table}")
-            cursor.execute(f"DROP TABLE IF EXISTS {staged.source}")
-        else:
-            cursor.execute(f"DROP TABLE IF EXISTS {staged.table}")
+        cursor.execute(f"DROP TABLE IF EXISTS {staged.table}")
 
 
 def _rows(lines: Iterable[StatementLine], staged: StagedStatement):

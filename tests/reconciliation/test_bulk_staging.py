@@ -41,7 +41,7 @@ def staged(table: str) -> list[tuple]:
 
 
 def totals(stage) -> dict:
-    return {name: value for name, value in asdict(stage).items() if name not in ("table", "source")}
+    return {name: value for name, value in asdict(stage).items() if name != "table"}
 
 
 def by_bulk(data: bytes):
