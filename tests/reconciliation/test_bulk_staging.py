@@ -162,6 +162,17 @@ def test_a_blank_line_among_the_rows_is_left_to_the_reader():
     assert [row[0] for row in by_reader(data)[0]] == [2, 4]
 
 
+def test_line_ends_copy_would_read_otherwise_are_left_to_the_reader():
+    # COPY, not Python, sees the line ends now: a file mixing them, or a carriage return inside a cell,
+    # must still reach the reader (which takes both) rather than be misread.
+    lines = list(v.wechat_tradebill_lines([entry(1), refund(2), entry(3)]))
+    mixed = ("\r\n".join(lines[:2]) + "\n" + "\r\n".join(lines[2:]) + "\r\n").encode()
+    inside = v.wechat_tradebill([entry(1, extra={"商品名称": "a\rb"}), refund(2)])
+    for data in (mixed, inside):
+        assert by_bulk(data) is None
+        assert [row[1] for row in by_reader(data)[0]][:2] == ["trade", "refund"]
+
+
 @pytest.mark.parametrize(
     ("bill", "line_no", "message"),
     [
