@@ -175,7 +175,7 @@ class OrderFulfilmentAdminMixin:
             return fieldsets
         if obj.fulfilment == Order.Fulfilment.EXPRESS:
             tools = ["fulfilment_tools"] if self.has_fulfil_permission(request, obj) else []
-            fieldsets.append((_("Shipping"), {"fields": [*self.fulfilment_fields, *tools]}))
+            fieldsets.append((_("Parcel"), {"fields": [*self.fulfilment_fields, *tools]}))
         if obj.needs_attention or obj.attention_note:
             tools = ["attention_tools"] if obj.needs_attention and self.has_fulfil_permission(request, obj) else []
             fieldsets.append((_("Needs attention"), {"fields": [*self.attention_fields, *tools]}))

@@ -8,6 +8,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from .codes import WALL_CODE_LENGTH
 
@@ -265,7 +266,9 @@ class Order(models.Model):
 class OrderItem(models.Model):
     merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="+")
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
-    product = models.ForeignKey("merchants.Product", on_delete=models.PROTECT, related_name="order_items")
+    product = models.ForeignKey(
+        "merchants.Product", on_delete=models.PROTECT, related_name="order_items", verbose_name=_("product")
+    )
     quantity = models.PositiveIntegerField(_("quantity"))
     # Units given to the customer so far (partial pickups add up here, under the order's row lock); the
     # Redemption rows are the audit trail of each part.
@@ -296,12 +299,18 @@ class OrderEvent(models.Model):
 
     merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="+")
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
-    from_status = models.CharField(max_length=20, blank=True)
-    to_status = models.CharField(max_length=20)
-    actor = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    channel = models.CharField(max_length=10, choices=Channel.choices)
-    note = models.CharField(max_length=255, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    from_status = models.CharField(
+        pgettext_lazy("order status change", "from"), max_length=20, blank=True, choices=Order.Status.choices
+    )
+    to_status = models.CharField(
+        pgettext_lazy("order status change", "to"), max_length=20, choices=Order.Status.choices
+    )
+    actor = models.ForeignKey(
+        "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("by")
+    )
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    note = models.CharField(_("note"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("when"), auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -246,14 +246,16 @@ def test_the_committed_mo_says_what_the_po_says(domain):
         catalog = gettext.GNUTranslations(handle)._catalog
     stale = []
     for entry in messages(domain):
+        # The .mo keys a message with a context as "context\x04msgid".
+        key = f"{entry['msgctxt']}\x04{entry['msgid']}" if "msgctxt" in entry else entry["msgid"]
         if "msgid_plural" in entry:
-            if catalog.get((entry["msgid"], 0)) != entry["msgstr[0]"]:
+            if catalog.get((key, 0)) != entry["msgstr[0]"]:
                 stale.append(entry["msgid"])
-        elif catalog.get(entry["msgid"]) != entry["msgstr"]:
+        elif catalog.get(key) != entry["msgstr"]:
             stale.append(entry["msgid"])
     assert not stale, f"{domain}.mo is out of date (run compilemessages): {stale}"
     in_po = {e["msgid"] for e in messages(domain)}
-    extra = {k if isinstance(k, str) else k[0] for k in catalog if k} - in_po
+    extra = {(k if isinstance(k, str) else k[0]).split("\x04")[-1] for k in catalog if k} - in_po
     assert not extra, f"{domain}.mo has messages the .po no longer has: {extra}"
 
 

@@ -90,7 +90,7 @@ def test_a_manager_ships_an_order_and_the_customer_sees_the_parcel_on_the_phone(
     shot(phone, "express-3-customer-order-shipped")
 
     page.goto(live_server.url + reverse("admin:orders_order_change", args=[order.pk]))
-    shipping = page.get_by_role("group", name="Shipping")
+    shipping = page.get_by_role("group", name="Parcel")
     expect(shipping).to_contain_text("SF Express (SF)")
     expect(shipping).to_contain_text("SF1234567890123")
     shipping.scroll_into_view_if_needed()

@@ -66,7 +66,7 @@ def test_a_manager_ships_an_order_from_its_page_with_carrier_and_tracking_number
     form = client.get(url("ship", order.pk))
     done = client.post(url("ship", order.pk), {"carrier": "SF", "tracking_number": " sf123456789012 "}, follow=True)
 
-    assert 'class="fieldset-heading">Shipping</h2>' in page
+    assert 'class="fieldset-heading">Parcel</h2>' in page
     assert f'href="{url("ship", order.pk)}"' in page and "Mark shipped" in page
     assert form.status_code == 200 and "SF Express (SF)" in form.content.decode()
     assert state(order) == (O.SHIPPED, "SF", "SF123456789012")
@@ -80,7 +80,7 @@ def test_a_pickup_order_has_no_shipping_block_and_cannot_be_shipped_by_url(lotus
     page = client.get(url("change", order.pk)).content.decode()
     answer = client.post(url("ship", order.pk), {"carrier": "SF", "tracking_number": "SF123456789012"})
 
-    assert 'class="fieldset-heading">Shipping</h2>' not in page and url("ship", order.pk) not in page
+    assert 'class="fieldset-heading">Parcel</h2>' not in page and url("ship", order.pk) not in page
     assert answer.context["form"].non_field_errors() == [
         f"Order #{order.pk} is for pickup in store, not express delivery."
     ]
@@ -314,3 +314,13 @@ def test_ship_selected_shows_one_batch_and_says_how_many_more_wait(lotus, monkey
     assert [line["order"] for line in asked.context["lines"]] == orders[:2]
     assert "1 more selected order is not shown" in asked.content.decode()
     assert "not a paid express order" not in asked.content.decode()
+
+
+def test_the_order_history_names_statuses_and_columns_in_the_managers_language(lotus):
+    """Events read 已支付 → 已发货, not the stored codes, in the admin's language."""
+    order, client = lotus.order(), signed_in(lotus.manager)
+    order_ship(order=order, carrier="SF", tracking_number="SF1234567890", actor=lotus.manager, channel="admin")
+    page = client.get(f"/admin/orders/order/{order.pk}/change/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "原状态" in page and "新状态" in page and "操作人" in page
+    events = page[page.index("原状态"):]
+    assert "已支付" in events and "已发货" in events and ">shipped<" not in events
