@@ -4,6 +4,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 
+from axes.helpers import get_client_ip_address
 from django.conf import settings
 from django.contrib import messages
 from django.core.cache import caches
@@ -171,7 +172,7 @@ def _to_payment(request: HttpRequest, order: Order) -> HttpResponse:
     from .payments.services import PaymentError
 
     try:
-        return redirect(payment_start(order=order))
+        return redirect(payment_start(order=order, client_ip=get_client_ip_address(request) or ""))
     except PaymentError as error:
         messages.error(request, error.message)
         return redirect("orders:order", token=order.token)

@@ -8,10 +8,11 @@ if TYPE_CHECKING:
     from ..models import Order
 
 
-def payment_start(*, order: Order, provider: str | None = None) -> str:
+def payment_start(*, order: Order, provider: str | None = None, client_ip: str = "", openid: str = "") -> str:
     """Where the customer's phone goes to pay `order` at the merchant's active provider (the sandbox
-    pay page unless the merchant set up Alipay or WeChat Pay); see services.payment_start."""
+    pay page unless the merchant set up Alipay or WeChat Pay); `client_ip` is the customer's (WeChat Pay
+    H5 wants it). See services.payment_start."""
     # Imported on call: orders.models imports this package (for its models) before services can load.
     from .services import payment_start as start
 
-    return start(order=order, provider=provider)
+    return start(order=order, provider=provider, client_ip=client_ip, openid=openid)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from orders.models import Order, Payment, PaymentNotification
@@ -268,3 +269,17 @@ def test_the_customers_ip_and_openid_reach_the_provider_for_its_choice_of_flow(c
     url = payment_start(order=order, client_ip="203.0.113.7", openid="oUpF8uMuAJO")
     assert (seen["client_ip"], seen["openid"]) == ("203.0.113.7", "oUpF8uMuAJO")
     assert url.endswith(f"/{order.token}") or order.token in url  # the sandbox's one flow: its pay page
+
+
+def test_ordering_from_the_landing_page_hands_the_customers_address_to_the_provider(shop, monkeypatch):
+    """WeChat Pay H5 wants the payer's IP: the order form's hand-off passes the one the request came from."""
+    seen = {}
+    real = SandboxProvider.checkout
+
+    def checkout(self, payment, **kwargs):
+        seen.update(kwargs)
+        return real(self, payment, **kwargs)
+
+    monkeypatch.setattr(SandboxProvider, "checkout", checkout)
+    order_from_landing(Client(REMOTE_ADDR="198.51.100.23"), shop)
+    assert seen["client_ip"] == "198.51.100.23"
