@@ -318,7 +318,7 @@ class OrderEvent(models.Model):
         verbose_name_plural = _("order events")
 
     def __str__(self) -> str:
-        return f"{self.from_status or '∅'} → {self.to_status}"
+        return f"{self.get_from_status_display() if self.from_status else '∅'} → {self.get_to_status_display()}"
 
 
 # Payments live in their own sub-package (orders/payments/); Django finds models through this module.

@@ -41,7 +41,7 @@ class Redemption(models.Model):
     # The cashier page's form key or the POS's Idempotency-Key: a retry finds this row.
     idempotency_key = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(_("handed over"), default=timezone.now, db_index=True)
-    lines = models.JSONField(_("handed over"), default=list)
+    lines = models.JSONField(_("items handed over"), default=list)
     # What a void puts the order back to (paid, or ready for pickup).
     order_status_before = models.CharField(_("order status before"), max_length=20)
 

@@ -322,5 +322,7 @@ def test_the_order_history_names_statuses_and_columns_in_the_managers_language(l
     order_ship(order=order, carrier="SF", tracking_number="SF1234567890", actor=lotus.manager, channel="admin")
     page = client.get(f"/admin/orders/order/{order.pk}/change/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "原状态" in page and "新状态" in page and "操作人" in page
+    assert "申请人" in page  # the refunds' columns, labelled too
+    assert "已支付 → 已发货" in page  # each event's title
     events = page[page.index("原状态"):]
     assert "已支付" in events and "已发货" in events and ">shipped<" not in events
