@@ -25,7 +25,7 @@ from rest_framework import status
 from o2o.exceptions import DomainError
 
 from .carriers import CarrierInvalid, carrier_name, carrier_parse, tracking_number_parse
-from .lifecycle import ORDER_TRANSITIONS
+from .lifecycle import AWAITING_PICKUP, ORDER_TRANSITIONS
 from .models import Order, OrderEvent, OrderItem
 from .pickups.services import order_completed
 from .shipment_csv import ShipmentProblem, ShipmentRow, shipment_lines
@@ -34,10 +34,8 @@ logger = logging.getLogger("orders.fulfilment")
 
 O, Channel = Order.Status, OrderEvent.Channel  # noqa: E741 - O.PAID, as in orders/lifecycle.py
 assert O.SHIPPED in ORDER_TRANSITIONS[O.PAID] and O.DELIVERED in ORDER_TRANSITIONS[O.SHIPPED]
-assert O.EXPIRED in ORDER_TRANSITIONS[O.PAID] and O.EXPIRED in ORDER_TRANSITIONS[O.READY_FOR_PICKUP]
+assert all(O.EXPIRED in ORDER_TRANSITIONS[status] for status in AWAITING_PICKUP)
 
-# Pickup orders the sweep expires once their deadline has passed.
-EXPIRABLE = (O.PAID, O.READY_FOR_PICKUP)
 # The reason kept with the sweep's refunds (and shown to staff with them).
 EXPIRY_REFUND_REASON = "Not picked up by the deadline: automatic refund"
 # A refund the provider has not answered for this long puts its order on the needs-attention list.
@@ -420,7 +418,7 @@ def pickups_expire_overdue(*, now: datetime | None = None, batch_size: int = BAT
 
 def _expire(*, now: datetime, batch_size: int, result: SweepResult) -> None:
     due = Order.objects.filter(
-        status__in=EXPIRABLE, fulfilment=Order.Fulfilment.PICKUP, pickup_deadline__lt=now
+        status__in=AWAITING_PICKUP, fulfilment=Order.Fulfilment.PICKUP, pickup_deadline__lt=now
     ).order_by("pk")
     while True:
         with transaction.atomic():
@@ -432,7 +430,7 @@ def _expire(*, now: datetime, batch_size: int, result: SweepResult) -> None:
             if not rows:
                 return
             ids = [pk for pk, _merchant, _status in rows]
-            expired = Order.objects.filter(pk__in=ids, status__in=EXPIRABLE, pickup_deadline__lt=now).update(
+            expired = Order.objects.filter(pk__in=ids, status__in=AWAITING_PICKUP, pickup_deadline__lt=now).update(
                 status=O.EXPIRED, closed_at=now
             )
             assert expired == len(ids), "the rows are locked; nobody can have moved them"

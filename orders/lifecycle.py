@@ -34,6 +34,9 @@ ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
     O.REFUNDED: frozenset(),
     O.EXPIRED: frozenset(),
 }
+# Paid pickup orders whose goods are still at the counter: what a cashier may hand over, what a
+# void of a part leaves the order in, and what the overdue sweep expires.
+AWAITING_PICKUP = frozenset(status for status, targets in ORDER_TRANSITIONS.items() if O.PICKED_UP in targets)
 # Orders that hold promotion stock and count against the per-member limit.
 HOLDS_STOCK = frozenset(ORDER_TRANSITIONS) - {O.CANCELLED}
 # Orders a full refund closes as refunded; the others (expired, cancelled) keep their status.

@@ -33,11 +33,12 @@ from members.models import phone_mask
 from o2o.prepared import PreparedStatement
 from o2o.tenancy import CASHIER, MANAGER, staff_role_of
 
+from ..lifecycle import AWAITING_PICKUP
 from ..models import Order, OrderEvent
 from .codes import voucher_code_is_wellformed, voucher_code_parse
 from .errors import RateLimited
 from .models import Redemption
-from .selectors import REDEEMABLE, staff_name
+from .selectors import staff_name
 from .services import order_completed
 from .throttling import pickup_misses_check
 
@@ -175,7 +176,7 @@ def pickup_redeem_whole(
     params = {
         "merchant": role.merchant_id, "cashier_role": role.pk if role.role == CASHIER else None,
         "store_code": store_code, "code": code, "pickup": Order.Fulfilment.PICKUP.value,
-        "redeemable": [str(status) for status in REDEEMABLE],
+        "redeemable": [str(status) for status in AWAITING_PICKUP],
         "now": now, "user": cashier.pk, "channel": Redemption.Channel.API.value, "client": (client or "")[:255],
         "client_ip": client_ip or None, "key": idempotency_key, "picked_up": O.PICKED_UP.value,
         "event_channel": OrderEvent.Channel.API.value,

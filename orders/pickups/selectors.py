@@ -12,6 +12,7 @@ from merchants.models import StaffRole, Store
 from o2o.tenancy import CASHIER, MANAGER, staff_role_of
 
 from ..codes import voucher_code_display
+from ..lifecycle import AWAITING_PICKUP
 from ..models import Order, OrderItem
 from .codes import voucher_code_is_wellformed, voucher_code_parse
 from .errors import (
@@ -32,8 +33,6 @@ from .errors import (
 from .models import Redemption
 
 O = Order.Status  # noqa: E741 - reads as O.PAID, as in orders/lifecycle.py
-# Statuses in which the goods may be handed over (before the deadline, at the pickup store).
-REDEEMABLE = (O.PAID, O.READY_FOR_PICKUP)
 _REFUSALS: dict[str, type[PickupError]] = {
     O.PENDING_PAYMENT: NotPaid,
     O.CANCELLED: Cancelled,
@@ -186,7 +185,7 @@ def pickup_refusal(*, order: Order, store: Store | None, now: datetime) -> Picku
     if order.status == O.EXPIRED or (order.pickup_deadline is not None and order.pickup_deadline < now):
         # Past the deadline the sweep refunds it; until it runs, the counter must refuse it already.
         return Expired(deadline=order.pickup_deadline)
-    if order.status not in REDEEMABLE:
+    if order.status not in AWAITING_PICKUP:
         return NotRedeemable()
     if store is not None and order.pickup_store_id != store.pk:
         return WrongStore(belongs_to=order.pickup_store.name, belongs_to_code=order.pickup_store.code)

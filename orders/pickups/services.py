@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from merchants.models import Store
 from o2o.tenancy import MANAGER, staff_role_of
 
+from ..lifecycle import AWAITING_PICKUP
 from ..models import Order, OrderEvent, OrderItem
 from . import signals
 from .codes import voucher_code_parse
@@ -176,13 +177,9 @@ def order_completed(*, order: Order, channel: str, actor: Any, now: datetime) ->
     signals.order_completed.send(sender=Order, order=order, channel=channel, actor=actor, at=now)
 
 
-# A void of a part that did not complete the order finds it still waiting for the rest.
-REDEEMABLE_AFTER_PART = (O.PAID, O.READY_FOR_PICKUP)
-
-
 def _status_before_completion(*, order: Order, fallback: str) -> str:
     completed = OrderEvent.objects.filter(order=order, to_status=O.PICKED_UP).order_by("-created_at", "-id").first()
-    return completed.from_status if completed and completed.from_status in REDEEMABLE_AFTER_PART else fallback
+    return completed.from_status if completed and completed.from_status in AWAITING_PICKUP else fallback
 
 
 def redemption_void_deadline(redemption: Redemption) -> datetime:
@@ -224,7 +221,7 @@ def redemption_void(
             )
         # Then the order, as every hand-over does before it touches handed_over.
         order = Order.objects.select_for_update().get(pk=locked.order_id)
-        if order.status not in (O.PICKED_UP, *REDEEMABLE_AFTER_PART):
+        if order.status not in (O.PICKED_UP, *AWAITING_PICKUP):
             raise VoidRefused(_("The order has moved on since the hand-over (refunded?); it cannot be put back."))
         units = {line["item"]: line["quantity"] for line in locked.lines if line.get("quantity")}
         if units:
