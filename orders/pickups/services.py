@@ -19,7 +19,6 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.db.models import Case, Exists, F, PositiveIntegerField, Q, When
-from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -225,12 +224,10 @@ def redemption_void(
             raise VoidRefused(_("The order has moved on since the hand-over (refunded?); it cannot be put back."))
         units = {line["item"]: line["quantity"] for line in locked.lines if line.get("quantity")}
         if units:
-            # Greatest(): hand-overs from before units were counted per line left handed_over at 0.
             OrderItem.objects.filter(order_id=order.pk, pk__in=units).update(
-                handed_over=Greatest(
-                    Case(*(When(pk=pk, then=F("handed_over") - n) for pk, n in units.items()),
-                         output_field=PositiveIntegerField()),
-                    0, output_field=PositiveIntegerField(),
+                handed_over=Case(
+                    *(When(pk=pk, then=F("handed_over") - n) for pk, n in units.items()),
+                    output_field=PositiveIntegerField(),
                 )
             )
         Redemption.objects.filter(pk=locked.pk).update(voided_at=now, voided_by=manager, void_reason=reason[:255])

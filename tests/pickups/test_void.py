@@ -203,3 +203,29 @@ def test_the_redemption_inline_offered_for_the_order_page_shows_hand_overs_read_
     assert page.status_code == 200
     html = page.content.decode()
     assert "Redemptions" in html and "wang.fang" in html and "Lotus Xintiandi" in html
+
+
+def test_a_hand_over_recorded_before_units_were_counted_is_counted_by_the_migration_and_voids_cleanly(shop):
+    """Orders handed over before 0007 had handed_over 0 on every line; 0010 counts them, so a void gives
+    the units back like any other instead of going below zero."""
+    import importlib
+
+    from django.apps import apps
+
+    from orders.models import OrderItem
+
+    backfill = importlib.import_module("orders.migrations.0010_backfill_handed_over").backfill
+    redemption = handed_over(shop)
+    voided = handed_over(shop)
+    redemption_void(redemption=voided, manager=shop.manager, reason="wrong customer")
+    # As they were before 0007:
+    OrderItem.objects.filter(order_id__in=[redemption.order_id, voided.order_id]).update(handed_over=0)
+
+    backfill(apps, None)
+    items = list(OrderItem.objects.filter(order_id=redemption.order_id))
+    assert items and all(item.handed_over == item.quantity for item in items)
+    assert not OrderItem.objects.filter(order_id=voided.order_id, handed_over__gt=0).exists()  # nothing to count
+
+    redemption_void(redemption=redemption, manager=shop.manager, reason="handed to the wrong person")
+    assert Order.objects.get(pk=redemption.order_id).status == Order.Status.PAID
+    assert not OrderItem.objects.filter(order_id=redemption.order_id, handed_over__gt=0).exists()
